@@ -1,0 +1,9 @@
+import xarray as xr
+
+from icetrack.export import export_geotiffs
+from icetrack.rule_io import start_logging
+
+log = start_logging(snakemake)
+with xr.open_dataset(snakemake.input[0]) as ds:
+    export_geotiffs(ds, dict(snakemake.output))
+log.info("GeoTIFFs written: %s", list(snakemake.output))

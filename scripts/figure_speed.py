@@ -1,0 +1,13 @@
+import xarray as xr
+
+from icetrack.export import transform_of
+from icetrack.figures import speed_map
+from icetrack.rasters import read_band
+from icetrack.rule_io import start_logging
+
+log = start_logging(snakemake)
+background, bg_transform, crs = read_band(snakemake.input.ref)
+with xr.open_dataset(snakemake.input.velocity) as ds:
+    speed_map(snakemake.output[0], background, bg_transform, ds["vx"].values, ds["vy"].values, transform_of(ds), crs,
+              f"{snakemake.wildcards.glacier} {snakemake.wildcards.pair}: surface speed")
+log.info("figure written")

@@ -1,0 +1,6 @@
+from icetrack.local_files import write_local_catalog
+from icetrack.rule_io import start_logging
+
+log = start_logging(snakemake)
+write_local_catalog(snakemake.params.source["files"], snakemake.output[0])
+log.info("static catalogue of %d local files written", len(snakemake.params.source["files"]))

@@ -1,0 +1,8 @@
+from pathlib import Path
+
+from icetrack.demo import make_demo
+from icetrack.rule_io import start_logging
+
+log = start_logging(snakemake)
+catalog = make_demo(Path(snakemake.output.catalog).parent.parent, seed=snakemake.params.seed)
+log.info("demo scenes and catalogue written: %s", catalog)

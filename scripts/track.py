@@ -1,0 +1,23 @@
+import json
+import time
+
+import numpy as np
+
+from icetrack.offsets_io import write_offsets
+from icetrack.rasters import read_band
+from icetrack.rule_io import progress, start_logging
+from icetrack.track import point_grid, track_pair
+
+log = start_logging(snakemake)
+k = json.loads(open(snakemake.input.kernel).read())
+ref, transform, crs = read_band(snakemake.input.ref)
+sec, _, _ = read_band(snakemake.input.sec)
+grid = point_grid(ref.shape, k["chip_px"], k["step_px"])
+t0 = time.time()
+with progress(grid.n_rows * grid.n_cols, f"track {snakemake.wildcards.pair}", "pt") as bar:
+    field = track_pair(ref, sec, k["chip_px"], k["search_px"], k["step_px"], k["method"],
+                       workers=snakemake.threads, progress=bar.update)
+write_offsets(snakemake.output[0], field, transform, crs, k)
+n = field.dx.size
+log.info("tracked %d points in %.1f s (%.0f pt/s), %.1f %% matched", n, time.time() - t0,
+         n / max(time.time() - t0, 1e-9), 100 * np.isfinite(field.dx).mean())

@@ -1,0 +1,28 @@
+"""What every rule script needs: its log file, and progress bars that land in it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from tqdm import tqdm
+
+
+def start_logging(snakemake) -> logging.Logger:  # noqa: ANN001 - Snakemake's injected object
+    """Send this rule's logging, stdout and stderr (tracebacks included) to its ``log:`` file."""
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    if log_path:
+        stream = open(log_path, "w", buffering=1)  # noqa: SIM115 - lives as long as the script
+        sys.stdout = sys.stderr = stream
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return logging.getLogger(f"icetrack.{snakemake.rule}")
+
+
+@contextmanager
+def progress(total: int, desc: str, unit: str) -> Iterator[tqdm]:
+    """A tqdm bar that writes to the rule's log at most every 5 s."""
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=5.0, ascii=True) as bar:
+        yield bar

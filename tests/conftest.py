@@ -1,0 +1,69 @@
+"""Shared fixtures: generated images with known displacements, and a demo workflow run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs", "profiles"]
+
+
+def textured(shape=(256, 256), seed=0, blur=1.5) -> np.ndarray:
+    """Band-limited random texture (unit-ish std)."""
+    rng = np.random.default_rng(seed)
+    img = ndimage.gaussian_filter(rng.standard_normal(shape), blur)
+    return img / img.std()
+
+
+def shifted(img: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``img`` with its content moved by (+dy rows, +dx cols), sub-pixel by Fourier shift."""
+    return np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(img), (dy, dx))).real
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the workflow (no results) to run in isolation."""
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the snakemake of this interpreter's environment in ``workdir``."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The default (demo) workflow, run once per test session in a temporary copy."""
+    work = copy_workflow(tmp_path_factory.mktemp("demo_run"))
+    snakemake(work)
+    return work
+
+
+def planned_rules(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
+    """{rule: job count} from the job-stats table of ``snakemake -n``; empty when nothing is to be done."""
+    text = dry_run.stdout + dry_run.stderr
+    if "Nothing to be done" in text:
+        return {}
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts

@@ -1,0 +1,84 @@
+# Shared set-up: config validation (before any job runs), the glacier table, and the
+# input/param functions every step uses. Rules get config only through `params:`, one
+# plain dict per config block, so a changed value re-runs exactly the rules using it.
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+# The package is pure Python in src/: make it importable by every rule script, in this
+# interpreter or in a per-rule conda env, without an install step.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+
+from icetrack.config import ConfigError, deep_merge, effective, load_glacier_table, selected_glaciers, validate
+
+
+configfile: "config/config.yaml"
+
+
+SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+try:
+    validate(config, SCHEMAS / "config.schema.yaml")
+    GLACIERS = load_glacier_table(config["glaciers_table"], SCHEMAS / "glaciers.schema.yaml", config)
+    SELECTED = selected_glaciers(config, GLACIERS)
+    for _gid in SELECTED:  # per-glacier overrides must leave a valid config too
+        validate(deep_merge(config, GLACIERS[_gid]["overrides"]), SCHEMAS / "config.schema.yaml", root=f"glacier {_gid}")
+except ConfigError as error:
+    sys.exit(f"icetrack: configuration error: {error}")
+
+
+wildcard_constraints:
+    glacier="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    date=r"\d{8}",
+    pair=r"\d{8}_\d{8}",
+
+
+def block(name):
+    """params: function giving one config block with the glacier's overrides applied."""
+    return lambda w: effective(config, GLACIERS[w.glacier], name)
+
+
+def glacier_source(w):
+    return config["sources"][GLACIERS[w.glacier]["source"]]
+
+
+def glacier_geometry(w):
+    """The glacier's outline/bbox/stable ground/CRS fields, as plain values."""
+    g = GLACIERS[w.glacier]
+    return {k: g.get(k, "") for k in ("outline", "bbox", "stable_ground", "crs", "start_date", "end_date")}
+
+
+def glacier_files(w):
+    """Local files a glacier's rules read (outline, stable ground)."""
+    g = GLACIERS[w.glacier]
+    return [g[k] for k in ("outline", "stable_ground") if g.get(k)]
+
+
+def pairs_table(glacier):
+    """The chosen pairs of a glacier (available once its select_pairs checkpoint ran)."""
+    path = checkpoints.select_pairs.get(glacier=glacier).output[0]
+    return pd.read_csv(path, dtype=str)
+
+
+def scenes_of_date(w):
+    """hrefs of the scenes of one date, read from the query result (after the checkpoint)."""
+    pairs_table(w.glacier)  # ensures the query ran
+    scenes = pd.read_csv(f"results/{w.glacier}/scenes.csv", dtype=str, keep_default_na=False)
+    rows = scenes[scenes["date"] == w.date].sort_values("id")
+    return {"ids": rows["id"].tolist(), "hrefs": rows["href"].tolist(), "cloud_hrefs": rows["cloud_href"].tolist()}
+
+
+PAIR_OUTPUTS = ["vx.tif", "vy.tif", "v.tif", "velocity.nc", "quality.json", "speed.png"]
+
+
+def all_outputs(wildcards):
+    out = []
+    for gid in SELECTED:
+        out += [f"results/{gid}/scenes.csv", f"results/{gid}/pairs.csv"]
+        for pair in pairs_table(gid)["pair"]:
+            out += [f"results/{gid}/{pair}/{name}" for name in PAIR_OUTPUTS]
+    return out

@@ -1,0 +1,39 @@
+# Step 2: the common grid of a glacier, and each date's window reprojected onto it.
+
+
+rule define_grid:
+    input:
+        glacier_files,
+    output:
+        grid="results/{glacier}/grid.json",
+        masks="results/{glacier}/masks.tif",
+    params:
+        grid=block("grid"),
+        glacier=glacier_geometry,
+    log:
+        "logs/{glacier}/define_grid.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/define_grid.py"
+
+
+rule fetch:
+    input:
+        grid="results/{glacier}/grid.json",
+    output:
+        "results/{glacier}/scenes/{date}.tif",
+    params:
+        scenes=scenes_of_date,
+        source=glacier_source,
+        grid=block("grid"),
+    log:
+        "logs/{glacier}/fetch/{date}.log",
+    benchmark:
+        "benchmarks/{glacier}/fetch/{date}.tsv"
+    resources:
+        http_connections=1,
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/fetch.py"

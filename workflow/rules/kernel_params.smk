@@ -1,0 +1,16 @@
+# Step 3: the kernel and its parameters for one pair.
+
+
+rule kernel_params:
+    input:
+        grid="results/{glacier}/grid.json",
+    output:
+        "results/{glacier}/{pair}/kernel.json",
+    params:
+        tracking=block("tracking"),
+    log:
+        "logs/{glacier}/{pair}/kernel_params.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/kernel_params.py"
