@@ -18,6 +18,7 @@ demo: setup
 	$(BIN)/snakemake --cores 8
 
 test: setup
+	bash tests/install_system_packages.sh
 	$(BIN)/python -m pytest
 
 clean:
