@@ -1,4 +1,5 @@
-"""Each step's function on its own: query, pairs, grid, fetch, filters, kernel params, postprocess."""
+"""Each step's function on its own: query, pairs, grid, fetch, kernel params (filters: test_filters.py,
+postprocess: test_postprocess.py)."""
 
 from datetime import date
 
@@ -6,14 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import shifted, textured
-from icetrack import filters
 from icetrack.demo import make_demo
 from icetrack.fetch import fetch_date
 from icetrack.grid import grid_for_outline, load_outline, rasterize_lonlat
 from icetrack.kernel_params import kernel_parameters, search_range_px
 from icetrack.pairs import select_pairs
-from icetrack.postprocess import fill_small_holes, normalised_median_residual, offsets_to_velocity
 from icetrack.query import query_scenes
 
 DEMO_SOURCE = {"type": "demo", "band_asset": "nir", "cloud_asset": "scl", "cloud_classes": [3, 8, 9, 10]}
@@ -74,21 +72,6 @@ def test_fetch_reprojects_window_and_masks_clouds(demo):
     assert 0.02 < np.isnan(cloudy).mean() < 0.5
 
 
-@pytest.mark.parametrize("method", sorted(filters.FILTERS))
-def test_filters_keep_nan_and_shape(method):
-    img = textured((96, 96)) * 100 + 1000
-    img[40:50, 40:50] = np.nan
-    out = filters.apply_filter(img, method)
-    assert out.shape == img.shape and out.dtype == np.float32
-    assert np.isnan(out[40:50, 40:50]).all()
-    assert np.isfinite(out[:30]).all()
-
-
-def test_unknown_filter_is_named():
-    with pytest.raises(ValueError, match="filter.method 'sobel' is unknown"):
-        filters.apply_filter(np.zeros((8, 8)), "sobel")
-
-
 def test_search_range_follows_speed_and_separation():
     # 365.25 m/yr over 40 days at 10 m = 4 px; ×1.2 → 4.8 → 5, + 2 margin.
     assert search_range_px(365.25, 40, 10) == 7
@@ -97,49 +80,3 @@ def test_search_range_follows_speed_and_separation():
     assert p["search_px"] == search_range_px(365.25, 80, 10) and p["chip_px"] == 32
     assert kernel_parameters({"method": "fft_ncc", "chip_px": 32, "step_px": 8, "search_px": 9,
                               "max_speed_m_per_yr": 1}, 80, 10)["search_px"] == 9
-
-
-POST = {"min_correlation": 0.2, "min_snr": 2.0, "median_test": {"radius": 1, "threshold": 3.0, "eps_px": 0.2},
-        "max_speed_m_per_yr": 1000, "min_clump_points": 6, "min_stable_points": 20, "fill_max_hole_points": 9}
-
-
-def test_postprocess_removes_outliers_bias_and_fills_small_holes():
-    rng = np.random.default_rng(0)
-    shape = (40, 40)
-    glacier = np.zeros(shape, bool)
-    glacier[10:30, 10:30] = True
-    stable = ~glacier
-    dx = np.where(glacier, 2.0, 0.0) + 0.3 + 0.02 * rng.standard_normal(shape)  # 0.3 px co-registration bias
-    dy = np.zeros(shape) + 0.02 * rng.standard_normal(shape)
-    dx[15, 15] = 9.0  # an outlier
-    dx[20:22, 20:22] = np.nan  # a small hole on the glacier
-    dx[0:12, 30:40] = np.nan  # a large gap stays empty
-    ones = np.ones(shape)
-    vel = offsets_to_velocity(dx, dy, 0.9 * ones, 10 * ones, 0.05 * ones, 0.05 * ones, (10.0, -10.0), 36.525,
-                              glacier, stable, POST)
-    assert np.isfinite(vel.vx[15, 15]) and vel.interpolated[15, 15]  # rejected, then filled as a 1-point hole
-    assert vel.stats["rejected_fraction"]["median_test"] > 0
-    assert vel.stats["stable_ground"]["median_offset_px"][0] == pytest.approx(0.3, abs=0.01)
-    assert np.nanmedian(vel.vx[stable]) == pytest.approx(0.0, abs=0.2)
-    assert np.nanmedian(vel.vx[glacier]) == pytest.approx(200.0, abs=1.0)  # 2 px × 10 m / 0.1 yr
-    assert vel.interpolated[20:22, 20:22].all()
-    assert np.isnan(vel.vx[2:10, 32:40]).all()
-    assert np.isfinite(vel.vx_error[glacier]).all() and (vel.vx_error[glacier] > 0).all()
-
-
-def test_median_test_flags_a_single_outlier():
-    u = np.ones((9, 9))
-    u[4, 4] = 5.0
-    r = normalised_median_residual(u, eps=0.1)
-    assert r[4, 4] > 10 and np.nanmax(np.delete(r.ravel(), 40)) < 1
-
-
-def test_fill_small_holes_never_fills_large_or_outside():
-    f = np.ones((20, 20))
-    f[5:7, 5:7] = np.nan
-    f[10:18, 10:18] = np.nan
-    allowed = np.ones_like(f, bool)
-    out, filled = fill_small_holes(f, 9, allowed)
-    assert filled[5:7, 5:7].all() and np.isnan(out[10:18, 10:18]).all()
-    out2, filled2 = fill_small_holes(f, 9, np.zeros_like(allowed))
-    assert not filled2.any()

@@ -1,9 +1,10 @@
 """Step 6: from raw offsets to a velocity map one can trust.
 
 Order matters: bad matches are rejected first (correlation/SNR thresholds, the
-normalised median test, speed bounds, small clumps), the residual offset over stable
-ground is then measured on what survived and removed, small holes are filled, and
-every point gets an error estimate.
+normalised median test, speed and direction bounds, small clumps), the residual offset
+over stable ground is then measured on what survived and removed, small holes are
+filled, and every point gets an error estimate. Offsets are in image pixels, velocities
+in m/yr. docs/quality.md explains each step and its default threshold.
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ from scipy.interpolate import griddata
 
 DAYS_PER_YEAR = 365.25
 
-# Bit flags of the ``reject_reason`` layer, in the order the tests are applied.
-REASONS = {"low_correlation": 1, "low_snr": 2, "median_test": 4, "speed_limit": 8, "small_clump": 16, "not_tracked": 32}
+# Bit flags of the ``reject_reason`` layer (fixed values: they are written to files). A
+# point carries the flag of the first test it failed: thresholds, median test, speed,
+# direction, clumps.
+REASONS = {"low_correlation": 1, "low_snr": 2, "median_test": 4, "speed_limit": 8, "small_clump": 16, "not_tracked": 32,
+           "direction": 64}
 
 
 @dataclass
 class Velocity:
-    """Velocity on the point grid; m/yr, x east, y north."""
+    """Velocity on the point grid; m/yr, x east, y north.
+
+    ``vx_error``/``vy_error`` are 1-sigma errors: the stable-ground NMAD (map-wide noise
+    floor) combined in quadrature with the part of the point's correlation-based error
+    that exceeds the typical one on stable ground (see :func:`offsets_to_velocity`).
+    """
 
     vx: np.ndarray
     vy: np.ndarray
@@ -118,17 +127,36 @@ def nmad(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
 
 
+def direction_deviation_deg(vx: np.ndarray, vy: np.ndarray, ref_vx: np.ndarray, ref_vy: np.ndarray) -> np.ndarray:
+    """Angle (degrees, 0–180) between the measured and the reference flow vectors."""
+    dot = vx * ref_vx + vy * ref_vy
+    cross = vx * ref_vy - vy * ref_vx
+    return np.degrees(np.abs(np.arctan2(cross, dot)))
+
+
 def offsets_to_velocity(
     dx: np.ndarray, dy: np.ndarray, peak: np.ndarray, snr: np.ndarray, sigma_x: np.ndarray, sigma_y: np.ndarray,
     pixel_size_m: tuple[float, float], dt_days: float, glacier: np.ndarray, stable: np.ndarray, config: dict,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Velocity:
     """Mask, correct and convert offsets (px, x along columns, y along rows) to velocity.
 
     ``pixel_size_m`` is the image transform's (a, e): e < 0 on north-up grids, so a
     positive row offset is southward motion. ``glacier`` and ``stable`` are boolean
     masks on the point grid. ``config`` is the ``postprocess`` config block.
+    ``reference`` is an optional (vx, vy) flow field in m/yr on the point grid (e.g. an
+    ITS_LIVE mosaic) for the direction test of ``config["direction"]``; NaN = unknown.
+
+    Steps, each recorded in ``reject_reason`` (first failing test only) and in
+    ``stats["rejected_fraction"]``: correlation peak and SNR thresholds; the normalised
+    median test (Westerweel & Scarano 2005) on both components; the speed bound; the
+    direction bound against the reference; removal of isolated clumps. Then the median
+    offset over stable ground is removed (its NMAD is the map's noise floor), holes of
+    at most ``fill_max_hole_points`` inside the glacier are interpolated (flagged in
+    ``interpolated``), and each point gets a 1-sigma error (see :data:`Velocity`).
     """
     dt_yr = dt_days / DAYS_PER_YEAR
+    a_m, e_m = pixel_size_m
     tracked = np.isfinite(dx) & np.isfinite(dy)
     reason = np.where(tracked, 0, REASONS["not_tracked"]).astype(np.uint8)
 
@@ -137,16 +165,27 @@ def offsets_to_velocity(
         new = bad & (reason == 0)
         reason = np.where(new, reason | REASONS[name], reason)
 
-    reject(~(peak >= config["min_correlation"]), "low_correlation")
-    reject(~(snr >= config["min_snr"]), "low_snr")
+    with np.errstate(invalid="ignore"):
+        reject(~(peak >= config["min_correlation"]), "low_correlation")
+        reject(~(snr >= config["min_snr"]), "low_snr")
     ok = reason == 0
     mx, my = np.where(ok, dx, np.nan), np.where(ok, dy, np.nan)
     med_cfg = config["median_test"]
     nres = np.fmax(normalised_median_residual(mx, med_cfg["eps_px"], med_cfg["radius"]),
                    normalised_median_residual(my, med_cfg["eps_px"], med_cfg["radius"]))
-    reject(nres > med_cfg["threshold"], "median_test")
-    speed_px = np.hypot(dx * pixel_size_m[0], dy * pixel_size_m[1]) / dt_yr
-    reject(speed_px > config["max_speed_m_per_yr"], "speed_limit")
+    with np.errstate(invalid="ignore"):
+        reject(nres > med_cfg["threshold"], "median_test")
+        speed = np.hypot(dx * a_m, dy * e_m) / dt_yr
+        reject(speed > config["max_speed_m_per_yr"], "speed_limit")
+    dir_cfg = config.get("direction") or {}
+    if reference is not None and dir_cfg.get("max_deviation_deg") is not None:
+        ref_vx, ref_vy = reference
+        slow = dir_cfg.get("min_speed_m_per_yr", 0.0)
+        # Direction is only meaningful where both flows are clearly above the noise.
+        with np.errstate(invalid="ignore"):
+            testable = (np.hypot(ref_vx, ref_vy) >= slow) & (speed >= slow)
+            deviation = direction_deviation_deg(dx * a_m, dy * e_m, ref_vx, ref_vy)
+            reject(testable & (deviation > dir_cfg["max_deviation_deg"]), "direction")
     ok = reason == 0
     reject(ok & ~remove_small_clumps(ok, config["min_clump_points"]), "small_clump")
     ok = reason == 0
@@ -154,44 +193,60 @@ def offsets_to_velocity(
     # Stable ground: the residual offset there is co-registration error; remove it.
     on_rock = ok & stable
     n_rock = int(on_rock.sum())
-    bias_x = float(np.median(dx[on_rock])) if n_rock >= config["min_stable_points"] else 0.0
-    bias_y = float(np.median(dy[on_rock])) if n_rock >= config["min_stable_points"] else 0.0
+    enough = n_rock >= config["min_stable_points"]
+    bias_x = float(np.median(dx[on_rock])) if enough else 0.0
+    bias_y = float(np.median(dy[on_rock])) if enough else 0.0
     cdx = np.where(ok, dx - bias_x, np.nan)
     cdy = np.where(ok, dy - bias_y, np.nan)
-    scatter_x = nmad(cdx[on_rock]) if n_rock >= config["min_stable_points"] else float("nan")
-    scatter_y = nmad(cdy[on_rock]) if n_rock >= config["min_stable_points"] else float("nan")
+    scatter_x = nmad(cdx[on_rock]) if enough else float("nan")
+    scatter_y = nmad(cdy[on_rock]) if enough else float("nan")
 
-    vx = cdx * pixel_size_m[0] / dt_yr
-    vy = cdy * pixel_size_m[1] / dt_yr
+    vx = cdx * a_m / dt_yr
+    vy = cdy * e_m / dt_yr
     max_hole = config["fill_max_hole_points"]
     vx, filled = fill_small_holes(vx, max_hole, glacier)
     vy, _ = fill_small_holes(vy, max_hole, glacier)
+    # A filled point's tracking error is that of its neighbours, interpolated the same way.
+    sx, _ = fill_small_holes(np.where(ok, sigma_x, np.nan), max_hole, glacier)
+    sy, _ = fill_small_holes(np.where(ok, sigma_y, np.nan), max_hole, glacier)
 
-    # Error: stable-ground scatter (systematic, whole map) ⊕ the point's correlation error.
-    floor_x = np.nan_to_num(scatter_x) * abs(pixel_size_m[0]) / dt_yr
-    floor_y = np.nan_to_num(scatter_y) * abs(pixel_size_m[1]) / dt_yr
-    sx = ndimage.generic_filter(np.where(ok, sigma_x, np.nan), np.nanmedian, size=3, mode="nearest") if filled.any() else sigma_x
-    sy = ndimage.generic_filter(np.where(ok, sigma_y, np.nan), np.nanmedian, size=3, mode="nearest") if filled.any() else sigma_y
-    ex = np.where(filled, sx, sigma_x) * abs(pixel_size_m[0]) / dt_yr
-    ey = np.where(filled, sy, sigma_y) * abs(pixel_size_m[1]) / dt_yr
-    vx_error = np.where(np.isfinite(vx), np.hypot(floor_x, np.nan_to_num(ex, nan=floor_x)), np.nan)
-    vy_error = np.where(np.isfinite(vy), np.hypot(floor_y, np.nan_to_num(ey, nan=floor_y)), np.nan)
+    # Error (1 sigma, per component): the stable-ground NMAD is the measured noise of a
+    # typical match, co-registration included; a point whose correlation-based error
+    # exceeds that of typical stable-ground matches gets the excess added in quadrature,
+    # so poor matches carry larger errors without counting the typical noise twice.
+    # Without enough stable ground the correlation-based error is all there is.
+    floor_x = np.nan_to_num(scatter_x) * abs(a_m) / dt_yr
+    floor_y = np.nan_to_num(scatter_y) * abs(e_m) / dt_yr
+    typical_x = float(np.nanmedian(sigma_x[on_rock])) if enough else 0.0
+    typical_y = float(np.nanmedian(sigma_y[on_rock])) if enough else 0.0
+    ex = np.sqrt(np.clip(np.nan_to_num(sx) ** 2 - typical_x**2, 0.0, None)) * abs(a_m) / dt_yr
+    ey = np.sqrt(np.clip(np.nan_to_num(sy) ** 2 - typical_y**2, 0.0, None)) * abs(e_m) / dt_yr
+    vx_error = np.where(np.isfinite(vx), np.hypot(floor_x, ex), np.nan)
+    vy_error = np.where(np.isfinite(vy), np.hypot(floor_y, ey), np.nan)
 
     n = reason.size
     n_tracked = int(tracked.sum())
+    counts = {name: int(((reason & bit) > 0).sum()) for name, bit in REASONS.items()}
     stats = {
         "points": n,
         "points_tracked": n_tracked,
         "valid_fraction": float(np.isfinite(vx).mean()),
         "valid_fraction_glacier": float(np.isfinite(vx)[glacier].mean()) if glacier.any() else float("nan"),
+        "measured_fraction": float(ok.mean()),
         "interpolated_points": int(filled.sum()),
-        "rejected_fraction": {name: float(((reason & bit) > 0).sum() / n) for name, bit in REASONS.items()},
+        "rejected_points": counts,
+        "rejected_fraction": {name: c / n for name, c in counts.items()},
+        "rejected_fraction_of_tracked": {name: (c / n_tracked if n_tracked else float("nan"))
+                                         for name, c in counts.items() if name != "not_tracked"},
+        "direction_test": reference is not None and dir_cfg.get("max_deviation_deg") is not None,
         "stable_ground": {
             "points": n_rock,
             "median_offset_px": [bias_x, bias_y],
             "nmad_px": [scatter_x, scatter_y],
-            "median_offset_m_per_yr": [bias_x * pixel_size_m[0] / dt_yr, bias_y * pixel_size_m[1] / dt_yr],
-            "nmad_m_per_yr": [floor_x, floor_y],
+            "median_offset_m_per_yr": [bias_x * a_m / dt_yr, bias_y * e_m / dt_yr],
+            "nmad_m_per_yr": [floor_x if enough else float("nan"), floor_y if enough else float("nan")],
+            "typical_correlation_error_px": [typical_x, typical_y],
+            "corrected": enough,
         },
     }
     return Velocity(vx.astype(np.float32), vy.astype(np.float32), vx_error.astype(np.float32),
