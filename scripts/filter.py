@@ -1,6 +1,6 @@
 import numpy as np
 
-from icetrack.filters import apply_filter
+from icetrack.filters import apply_filter, band_descriptions
 from icetrack.rasters import read_band, write_geotiff
 from icetrack.rule_io import start_logging
 
@@ -8,5 +8,7 @@ log = start_logging(snakemake)
 cfg = snakemake.params.filter
 image, transform, crs = read_band(snakemake.input[0])
 filtered = apply_filter(image, cfg["method"], **cfg.get(cfg["method"], {}))
-write_geotiff(snakemake.output[0], filtered, transform, crs, descriptions=[f"filtered ({cfg['method']})"])
-log.info("filter %s applied; %.1f %% valid", cfg["method"], 100 * np.isfinite(filtered).mean())
+bands = list(filtered) if filtered.ndim == 3 else [filtered]  # orientation: (cos, sin) as two bands
+write_geotiff(snakemake.output[0], bands, transform, crs, descriptions=band_descriptions(cfg["method"]),
+              tags={"filter": cfg["method"], "filter_parameters": cfg.get(cfg["method"], {})})
+log.info("filter %s applied: %d band(s), %.1f %% valid", cfg["method"], len(bands), 100 * np.isfinite(bands[0]).mean())

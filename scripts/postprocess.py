@@ -3,14 +3,17 @@ import json
 from icetrack.atomic import write_text_atomic
 from icetrack.offsets_io import read_offsets
 from icetrack.pipeline import postprocess_pair
+from icetrack.rasters import write_netcdf
 from icetrack.rule_io import start_logging
 
 log = start_logging(snakemake)
 offsets = read_offsets(snakemake.input.offsets)
 velocity_ds, quality = postprocess_pair(offsets, snakemake.input.masks, snakemake.params.postprocess)
-from icetrack.rasters import write_netcdf  # noqa: E402
-
 write_netcdf(velocity_ds, snakemake.output.velocity)
 write_text_atomic(snakemake.output.quality, json.dumps(quality, indent=2))
-log.info("valid %.1f %% of points (%.1f %% over the glacier); stable-ground NMAD %s px",
-         100 * quality["valid_fraction"], 100 * quality["valid_fraction_glacier"], quality["stable_ground"]["nmad_px"])
+static = quality["glaft"]["static_terrain"]
+log.info("valid %.1f %% of points (%.1f %% over the glacier); rejected %s", 100 * quality["valid_fraction"],
+         100 * quality["valid_fraction_glacier"], {k: round(v, 4) for k, v in quality["rejected_fraction"].items()})
+log.info("stable ground: median offset %s px removed, NMAD %s px; GLAFT du, dv = %.3g, %.3g m/yr, "
+         "incorrect matches %.1f %%", quality["stable_ground"]["median_offset_px"], quality["stable_ground"]["nmad_px"],
+         static["delta_u_m_per_yr"], static["delta_v_m_per_yr"], 100 * static["incorrect_match_fraction"])

@@ -11,6 +11,7 @@ import xarray as xr
 from . import __version__
 from .offsets_io import Offsets
 from .postprocess import REASONS, offsets_to_velocity
+from .quality import glaft_metrics
 from .rasters import dataset_on_grid
 
 VELOCITY_ATTRS = {
@@ -40,13 +41,44 @@ def masks_on_points(masks_path: str, offsets: Offsets) -> tuple[np.ndarray, np.n
     return glacier[rr, cc], stable[rr, cc]
 
 
+def reference_on_points(vx_path: str, vy_path: str, offsets: Offsets) -> tuple[np.ndarray, np.ndarray]:
+    """A reference flow field (two GeoTIFFs, m/yr, x east / y north, any CRS) averaged
+    onto the point grid; NaN where the reference has no value."""
+    from rasterio.warp import Resampling, reproject
+
+    shape = offsets.arrays["dx"].shape
+    out = []
+    for path in (vx_path, vy_path):
+        band = np.full(shape, np.nan, dtype=np.float32)
+        try:
+            with rasterio.open(path) as src:
+                reproject(rasterio.band(src, 1), band, dst_transform=offsets.transform, dst_crs=offsets.crs,
+                          src_nodata=src.nodata, dst_nodata=np.nan, resampling=Resampling.average)
+        except rasterio.errors.RasterioIOError as error:
+            raise ValueError(f"postprocess.direction: cannot read reference velocity {path!r}: {error}") from None
+        out.append(band)
+    return out[0], out[1]
+
+
 def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[xr.Dataset, dict]:
-    """The velocity dataset (ITS_LIVE-like variable names) and the quality dict of a pair."""
+    """The velocity dataset (ITS_LIVE-like variable names) and the quality dict of a pair.
+
+    The quality dict holds the postprocess statistics (reject shares, stable-ground
+    median/NMAD) and the GLAFT metrics (:func:`icetrack.quality.glaft_metrics`).
+    """
     a = offsets.arrays
     glacier, stable = masks_on_points(masks_path, offsets)
     k = offsets.kernel
+    direction = config.get("direction") or {}
+    reference = None
+    if direction.get("reference_vx") or direction.get("reference_vy"):
+        if not (direction.get("reference_vx") and direction.get("reference_vy")):
+            raise ValueError("postprocess.direction: give both reference_vx and reference_vy (GeoTIFF paths), "
+                             f"got {direction.get('reference_vx')!r} and {direction.get('reference_vy')!r}")
+        reference = reference_on_points(direction["reference_vx"], direction["reference_vy"], offsets)
     vel = offsets_to_velocity(a["dx"], a["dy"], a["peak"], a["snr"], a["sigma_x"], a["sigma_y"],
-                              (offsets.image_transform.a, offsets.image_transform.e), k["dt_days"], glacier, stable, config)
+                              (offsets.image_transform.a, offsets.image_transform.e), k["dt_days"], glacier, stable,
+                              config, reference=reference)
     ref, sec = (datetime.strptime(d, "%Y%m%d") for d in k["pair"].split("_"))
     center = ref + (sec - ref) / 2
     variables = {
@@ -68,5 +100,8 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
         "date_dt_days": float(k["dt_days"]),
         "kernel_parameters": str(k),
     })
-    quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats}
+    glaft_cfg = config.get("glaft") or {}
+    quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats,
+               "glaft": glaft_metrics(vel.vx, vel.vy, stable, glacier, (offsets.transform.a, offsets.transform.e),
+                                      k["dt_days"], glaft_cfg.get("thres_sigma", 2.0), glaft_cfg.get("kde_gridsize", 60))}
     return ds, quality
