@@ -3,6 +3,7 @@ import json
 from icetrack.atomic import write_text_atomic
 from icetrack.offsets_io import read_offsets
 from icetrack.pipeline import postprocess_pair
+from icetrack.quality import quality_html
 from icetrack.rasters import write_netcdf
 from icetrack.rule_io import start_logging
 
@@ -11,6 +12,7 @@ offsets = read_offsets(snakemake.input.offsets)
 velocity_ds, quality = postprocess_pair(offsets, snakemake.input.masks, snakemake.params.postprocess)
 write_netcdf(velocity_ds, snakemake.output.velocity)
 write_text_atomic(snakemake.output.quality, json.dumps(quality, indent=2))
+write_text_atomic(snakemake.output.quality_html, quality_html(quality))
 static = quality["glaft"]["static_terrain"]
 log.info("valid %.1f %% of points (%.1f %% over the glacier); rejected %s", 100 * quality["valid_fraction"],
          100 * quality["valid_fraction_glacier"], {k: round(v, 4) for k, v in quality["rejected_fraction"].items()})

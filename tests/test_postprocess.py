@@ -232,3 +232,27 @@ def test_fill_small_holes_never_fills_large_or_outside():
     assert filled[5:7, 5:7].all() and np.isnan(out[10:18, 10:18]).all()
     out2, filled2 = fill_small_holes(f, 9, np.zeros_like(allowed))
     assert not filled2.any()
+
+
+@pytest.mark.workflow
+def test_reference_flow_file_drives_the_direction_test(demo_run, tmp_path):
+    """postprocess_pair reads reference vx/vy GeoTIFFs (here the demo's true field) onto
+    the point grid; the true field never contradicts good matches, and a missing file is
+    named in the error."""
+    from icetrack.offsets_io import read_offsets
+    from icetrack.pipeline import postprocess_pair
+
+    pair = sorted((demo_run / "results/demo").glob("*/offsets.nc"))[0].parent
+    offsets = read_offsets(pair / "offsets.nc")
+    masks = str(demo_run / "results/demo/masks.tif")
+    truth = demo_run / "resources/demo"
+    config = {**POST, "direction": {**POST["direction"], "reference_vx": str(truth / "truth_vx.tif"),
+                                    "reference_vy": str(truth / "truth_vy.tif")}}
+    ds, quality = postprocess_pair(offsets, masks, config)
+    plain_ds, plain = postprocess_pair(offsets, masks, POST)
+    assert quality["direction_test"] and not plain["direction_test"]
+    assert quality["rejected_fraction"]["direction"] <= 0.005
+    assert quality["valid_fraction"] >= plain["valid_fraction"] - 0.005
+    config["direction"]["reference_vy"] = str(tmp_path / "missing_vy.tif")
+    with pytest.raises(ValueError, match="missing_vy.tif"):
+        postprocess_pair(offsets, masks, config)

@@ -141,3 +141,21 @@ def test_too_few_points_give_nan_not_an_error():
     m = glaft_metrics(np.full(SHAPE, np.nan), np.full(SHAPE, np.nan), np.ones(SHAPE, bool), np.ones(SHAPE, bool),
                       (PX, -PX), DT_DAYS)
     assert np.isnan(m["static_terrain"]["delta_u_m_per_yr"]) and m["coverage"] == 0
+
+
+@pytest.mark.workflow
+def test_demo_quality_json_and_report_page(demo_run):
+    """Every pair of the demo run has the GLAFT metrics, the reject shares and the
+    stable-ground figures in quality.json, and an HTML page for the report."""
+    pairs = sorted(p.parent for p in (demo_run / "results/demo").glob("*/quality.json"))
+    assert pairs
+    for pair in pairs:
+        q = json.loads((pair / "quality.json").read_text())
+        st = q["glaft"]["static_terrain"]
+        assert st["points"] > 100 and 0 < st["delta_u_m_per_yr"] < 50 and 0 <= st["incorrect_match_fraction"] < 0.2
+        assert st["delta_u_px"] < 0.2  # the demo's texture tracks to ~0.1 px or better
+        assert np.isfinite(q["glaft"]["along_flow_strain_rate"]["delta_xx_per_yr"])
+        assert 0 < q["glaft"]["coverage"] <= 1 and set(q["rejected_fraction"]) >= {"median_test", "direction"}
+        assert q["stable_ground"]["corrected"] and len(q["stable_ground"]["nmad_px"]) == 2
+        html = (pair / "quality.html").read_text()
+        assert "GLAFT static terrain" in html and q["pair"] in html

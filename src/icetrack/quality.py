@@ -185,3 +185,40 @@ def glaft_metrics(vx: np.ndarray, vy: np.ndarray, stable: np.ndarray, on_ice: np
         "coverage": float(finite.mean()) if finite.size else float("nan"),
         "coverage_ice": float(finite[on_ice].mean()) if on_ice.any() else float("nan"),
     }
+
+
+def quality_html(quality: dict) -> str:
+    """A small self-contained HTML table of a pair's quality figures, for the Snakemake
+    report (``quality`` is the dict written to quality.json)."""
+    from html import escape
+
+    g = quality.get("glaft", {})
+    st, sr = g.get("static_terrain", {}), g.get("along_flow_strain_rate", {})
+    sg = quality.get("stable_ground", {})
+
+    def num(v, fmt="{:.3g}"):
+        if isinstance(v, (list, tuple)):
+            return ", ".join(num(x, fmt) for x in v)
+        return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
+
+    rows = [
+        ("Coverage (valid points, all / glacier)", f"{num(100 * quality.get('valid_fraction', np.nan), '{:.1f}')} % / "
+                                                  f"{num(100 * quality.get('valid_fraction_glacier', np.nan), '{:.1f}')} %"),
+        ("Interpolated points (small holes)", num(quality.get("interpolated_points"), "{:d}")),
+        ("Stable ground: points", num(sg.get("points"), "{:d}")),
+        ("Stable ground: median offset removed (x, y)", f"{num(sg.get('median_offset_px'))} px"),
+        ("Stable ground: NMAD (x, y)", f"{num(sg.get('nmad_px'))} px = {num(sg.get('nmad_m_per_yr'))} m/yr"),
+        ("GLAFT static terrain δu, δv", f"{num(st.get('delta_u_m_per_yr'))}, {num(st.get('delta_v_m_per_yr'))} m/yr "
+                                        f"({num(st.get('delta_u_px'))}, {num(st.get('delta_v_px'))} px)"),
+        ("GLAFT share of incorrect matches (stable ground)", f"{num(100 * st.get('incorrect_match_fraction', np.nan), '{:.1f}')} %"),
+        ("GLAFT along-flow strain-rate scatter δx'x', δx'y'", f"{num(sr.get('delta_xx_per_yr'))}, {num(sr.get('delta_xy_per_yr'))} 1/yr"),
+    ]
+    rows += [(f"Rejected: {name.replace('_', ' ')}", f"{num(100 * share, '{:.2f}')} %")
+             for name, share in quality.get("rejected_fraction", {}).items()]
+    body = "\n".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    title = escape(f"Quality of pair {quality.get('pair', '')} ({num(quality.get('dt_days'), '{:g}')} days)")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title + "</title>\n<style>"
+            "body{font-family:sans-serif}th{text-align:left;padding-right:1em}td{font-family:monospace}"
+            "</style></head>\n<body><h3>" + title + "</h3>\n<table>\n" + body + "\n</table>\n"
+            "<p>δ: half-width of the kernel-density peak (Zheng et al. 2023, GLAFT); see docs/quality.md.</p>"
+            "</body></html>\n")

@@ -15,6 +15,13 @@ rule postprocess:
     output:
         velocity="results/{glacier}/{pair}/velocity.nc",
         quality="results/{glacier}/{pair}/quality.json",
+        quality_html=report(
+            "results/{glacier}/{pair}/quality.html",
+            caption="../report/quality.rst",
+            category="Quality",
+            subcategory="{glacier}",
+            labels={"glacier": "{glacier}", "pair": "{pair}"},
+        ),
     params:
         postprocess=block("postprocess"),
     log:
