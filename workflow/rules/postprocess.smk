@@ -1,17 +1,16 @@
 # Step 6: outlier masks, stable-ground correction, small-gap filling, errors, quality metrics.
 
 
-def reference_velocity(w):
-    """The optional reference flow GeoTIFFs of the direction test (none by default)."""
-    d = block("postprocess")(w).get("direction") or {}
-    return [p for p in (d.get("reference_vx"), d.get("reference_vy")) if p]
-
-
 rule postprocess:
     input:
         offsets="results/{glacier}/{pair}/offsets.nc",
         masks="results/{glacier}/masks.tif",
-        reference=reference_velocity,
+        # The optional reference flow GeoTIFFs of the direction test (none by default).
+        reference=lambda w: [
+            path
+            for key in ("reference_vx", "reference_vy")
+            if (path := (block("postprocess")(w).get("direction") or {}).get(key))
+        ],
     output:
         velocity="results/{glacier}/{pair}/velocity.nc",
         quality="results/{glacier}/{pair}/quality.json",
