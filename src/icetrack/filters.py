@@ -17,6 +17,7 @@ the surface texture that moves with the ice.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -150,9 +151,10 @@ def apply_filter(image: np.ndarray, method: str, **params) -> np.ndarray:
     if image.ndim != 2:
         raise ValueError(f"filter input must be one band (H, W), got shape {image.shape}")
     try:
-        return FILTERS[method](image, **params)
+        inspect.signature(FILTERS[method]).bind(image, **params)
     except TypeError as error:
         raise ValueError(f"filter.{method}: bad parameters {params}: {error}") from None
+    return FILTERS[method](image, **params)
 
 
 def band_descriptions(method: str) -> list[str]:
