@@ -101,7 +101,7 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
         "kernel_parameters": str(k),
     })
     glaft_cfg = config.get("glaft") or {}
-    quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats,
-               "glaft": glaft_metrics(vel.vx, vel.vy, stable, glacier, (offsets.transform.a, offsets.transform.e),
-                                      k["dt_days"], glaft_cfg.get("thres_sigma", 2.0), glaft_cfg.get("kde_gridsize", 60))}
+    glaft = glaft_metrics(vel.vx, vel.vy, stable, glacier, (offsets.transform.a, offsets.transform.e), k["dt_days"],
+                          glaft_cfg.get("thres_sigma", 2.0), glaft_cfg.get("kde_gridsize", 60))
+    quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats, "glaft": glaft}
     return ds, quality
