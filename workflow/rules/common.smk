@@ -14,6 +14,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
+from icetrack.checks import check_all
 from icetrack.config import ConfigError, deep_merge, effective, load_glacier_table, selected_glaciers, validate
 
 
@@ -27,6 +28,7 @@ try:
     SELECTED = selected_glaciers(config, GLACIERS)
     for _gid in SELECTED:  # per-glacier overrides must leave a valid config too
         validate(deep_merge(config, GLACIERS[_gid]["overrides"]), SCHEMAS / "config.schema.yaml", root=f"glacier {_gid}")
+    check_all(config, GLACIERS, SELECTED)  # cross-field rules and local files (docs/reliability.md)
 except ConfigError as error:
     sys.exit(f"icetrack: configuration error: {error}")
 
