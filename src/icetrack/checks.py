@@ -22,6 +22,8 @@ from .kernel_params import search_range_px
 # Glacier ids become directory names under results/ (and the cache): a strict
 # pattern means no "..", no "/", no spaces, no shell metacharacters.
 GLACIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The demo_data rule writes the demo's outline and stable ground here: not there yet on a first run.
+DEMO_DIR = "resources/demo/"
 # GeoJSON is WGS 84 lon/lat by definition (RFC 7946); the old 2008 spec allowed a
 # "crs" member, and these are the names that still mean WGS 84.
 WGS84_NAMES = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "EPSG:4326",
@@ -37,9 +39,10 @@ def check_all(config: dict, glaciers: dict[str, dict], selected: Iterable[str]) 
         check_pairs(effective(config, glacier, "pairs"), where)
         check_tracking(effective(config, glacier, "tracking"), effective(config, glacier, "grid"),
                        effective(config, glacier, "pairs"), where)
-        generated = config["sources"][glacier["source"]]["type"] == "demo"  # the demo_data rule writes its files
+        demo = config["sources"][glacier["source"]]["type"] == "demo"
         for key in ("outline", "stable_ground"):
-            if glacier.get(key) and not (generated and not Path(glacier[key]).exists()):
+            path = glacier.get(key)
+            if path and not (demo and path.startswith(DEMO_DIR) and not Path(path).exists()):
                 check_geojson_wgs84(glacier[key], f"{where}: {key}")
         if glacier.get("crs"):
             check_crs(glacier["crs"], f"{where}: crs")
@@ -242,3 +245,22 @@ def check_raster(path: str, field: str) -> None:
                           "(assign one with gdal_edit.py -a_srs EPSG:xxxx)")
     if transform.is_identity:
         raise ConfigError(f"{field} = {path!r}: has no geotransform; expected a georeferenced GeoTIFF")
+
+
+def prepare(config: dict, schemas: str | Path) -> tuple[dict[str, dict], list[str]]:
+    """Everything checked before any job runs, in order: the config schema (defaults
+    filled in place), the glacier table, the selection, each glacier's overrides, then
+    the cross-field and file checks. Returns (glaciers by id, selected ids); raises
+    :class:`ConfigError` with one line on the first kind of problem found."""
+    from .config import deep_merge, load_glacier_table, selected_glaciers, validate
+
+    schemas = Path(schemas)
+    if not isinstance(config, dict):
+        raise ConfigError(f"config = {config!r}: expected a mapping of settings (see config/config.yaml)")
+    validate(config, schemas / "config.schema.yaml")
+    glaciers = load_glacier_table(config["glaciers_table"], schemas / "glaciers.schema.yaml", config)
+    selected = selected_glaciers(config, glaciers)
+    for gid in selected:  # per-glacier overrides must leave a valid config too
+        validate(deep_merge(config, glaciers[gid]["overrides"]), schemas / "config.schema.yaml", root=f"glacier {gid}")
+    check_all(config, glaciers, selected)
+    return glaciers, selected

@@ -39,7 +39,10 @@ def _describe(error: jsonschema.ValidationError, root: str) -> str:
     if error.validator == "required":
         return f"{path}: {error.message}"
     expected = error.schema.get("description")
-    value = json.dumps(error.instance, default=str) if not isinstance(error.instance, (dict, list)) else "…"
+    if error.validator == "format":  # jsonschema says only "is not a 'date'"
+        expected = {"date": "a date as YYYY-MM-DD"}.get(error.validator_value, expected)
+    value = json.dumps(error.instance, default=str)
+    value = value if len(value) <= 60 else value[:57] + "…"
     hint = f" — expected {expected}" if expected else ""
     return f"{path} = {value}: {error.message}{hint}"
 
