@@ -10,6 +10,7 @@ import xarray as xr
 
 from . import __version__
 from .offsets_io import Offsets
+from .outcome import judge
 from .postprocess import REASONS, offsets_to_velocity
 from .rasters import dataset_on_grid
 
@@ -47,6 +48,7 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
     k = offsets.kernel
     vel = offsets_to_velocity(a["dx"], a["dy"], a["peak"], a["snr"], a["sigma_x"], a["sigma_y"],
                               (offsets.image_transform.a, offsets.image_transform.e), k["dt_days"], glacier, stable, config)
+    vel, status = judge(vel, k.get("inputs"))  # an empty or noise-only map says so, and why (icetrack.outcome)
     ref, sec = (datetime.strptime(d, "%Y%m%d") for d in k["pair"].split("_"))
     center = ref + (sec - ref) / 2
     variables = {
@@ -68,5 +70,5 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
         "date_dt_days": float(k["dt_days"]),
         "kernel_parameters": str(k),
     })
-    quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats}
+    quality = {**status, "pair": k["pair"], "dt_days": k["dt_days"], **vel.stats}
     return ds, quality
