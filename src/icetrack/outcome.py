@@ -79,3 +79,33 @@ def pair_status(stats: dict[str, Any], inputs: dict[str, float] | None = None) -
 
 def _empty(reason: str) -> dict[str, str]:
     return {"status": "empty", "reason": reason}
+
+
+def run_summary(glacier_ids: list[str], results: str = "results") -> list[str]:
+    """One line per glacier after a run: pairs made, and how many maps are empty and why,
+    so that a run with nothing to show never looks like a plain success."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    lines = []
+    for gid in glacier_ids:
+        pairs_csv = Path(results) / gid / "pairs.csv"
+        if not pairs_csv.exists():
+            continue
+        pairs = pd.read_csv(pairs_csv, dtype=str)["pair"].tolist()
+        if not pairs:
+            lines.append(f"icetrack: {gid}: no image pair — no two scenes in results/{gid}/scenes.csv meet the "
+                         "pairs.* settings (dates, separation, cloud over the glacier); no velocity map was made")
+            continue
+        empty = []
+        for pair in pairs:
+            quality = Path(results) / gid / pair / "quality.json"
+            if quality.exists():
+                q = json.loads(quality.read_text())
+                if q.get("status") == "empty":
+                    empty.append(f"{pair}: {q.get('reason', '')}")
+        lines.append(f"icetrack: {gid}: {len(pairs)} pair(s), {len(pairs) - len(empty)} with a velocity map"
+                     + (f"; EMPTY {'; '.join(empty)}" if empty else ""))
+    return lines

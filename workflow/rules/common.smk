@@ -79,3 +79,11 @@ def all_outputs(wildcards):
         for pair in pairs_table(gid)["pair"]:
             out += [f"results/{gid}/{pair}/{name}" for name in PAIR_OUTPUTS]
     return out
+
+
+onsuccess:
+    # Say what the run produced per glacier: an empty result is reported, never silent.
+    from icetrack.outcome import run_summary
+
+    for _line in run_summary(SELECTED):
+        print(_line, file=sys.stderr)
