@@ -53,7 +53,7 @@ def check_all(config: dict, glaciers: dict[str, dict], selected: Iterable[str]) 
 
 def check_glacier_id(gid: str) -> None:
     """Glacier ids name folders under results/: they must not escape it."""
-    if not isinstance(gid, str) or not GLACIER_ID.match(gid) or ".." in gid:
+    if not isinstance(gid, str) or not GLACIER_ID.fullmatch(gid) or ".." in gid:
         raise ConfigError(f"glacier_id = {gid!r}: expected letters, digits, '_', '.', '-' only, starting with a "
                           "letter or digit and without '..' (it becomes a folder under results/)")
 
