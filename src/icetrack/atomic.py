@@ -37,7 +37,7 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
     except OSError as e:
-        _raise_if_disk_full(e, final)
+        _raise_if_disk_full(e, final, _free_bytes(final.parent))
         raise
     os.close(fd)
     tmp = Path(tmp_name)
@@ -45,20 +45,26 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         yield tmp
         os.replace(tmp, final)
     except Exception as e:
-        tmp.unlink(missing_ok=True)  # first: frees the space the message reports
-        _raise_if_disk_full(e, final)
+        free_at_failure = _free_bytes(final.parent)  # before the cleanup below frees space again
+        tmp.unlink(missing_ok=True)
+        _raise_if_disk_full(e, final, free_at_failure)
         raise
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _raise_if_disk_full(error: BaseException, final: Path) -> None:
-    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+def _free_bytes(folder: Path) -> int | None:
     try:
-        free = shutil.disk_usage(final.parent).free
+        return shutil.disk_usage(folder).free
     except OSError:
-        free = None
-    if full or (free is not None and free < NEARLY_FULL_BYTES) or "No space left" in str(error):
+        return None
+
+
+def _raise_if_disk_full(error: BaseException, final: Path, free_at_failure: int | None = None) -> None:
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    nearly_full = free_at_failure is not None and free_at_failure < NEARLY_FULL_BYTES
+    if full or nearly_full or "No space left" in str(error):
+        free = _free_bytes(final.parent)
         shown = f"{free / 1e6:.1f} MB free" if free is not None else "free space unknown"
         raise DiskFullError(errno.ENOSPC, f"no space left on the disk holding {final.parent} while writing "
                             f"{final.name} ({shown} after cleanup); nothing was written under that name — free "
