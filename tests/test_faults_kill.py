@@ -1,7 +1,7 @@
-"""A run killed with SIGKILL (the whole Snakemake process group: power loss, OOM
-killer, a cancelled cluster job) during the demo's generation, during fetch and
-during tracking is recovered by `snakemake --unlock` + a re-run, whose outputs equal
-those of an uninterrupted run."""
+"""A run killed with SIGKILL (the whole Snakemake process group: power loss, a
+cancelled cluster job) during the demo's generation, during fetch and during
+tracking is recovered by `snakemake --unlock` + a re-run; a single job killed (the
+OOM killer) by a plain re-run. The final outputs equal those of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,38 @@ import xarray as xr
 from conftest import copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
+
+
+def job_pids(work: Path, script: str) -> list[int]:
+    """Processes running ``script`` for the workflow in ``work`` (Snakemake copies it to .snakemake/scripts/)."""
+    pids = []
+    for proc_dir in Path("/proc").iterdir():
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(work / ".snakemake/scripts") in cmdline and cmdline.rstrip("\0").endswith(script):
+            pids.append(int(proc_dir.name))
+    return pids
+
+
+def kill_job_when(work: Path, script: str, timeout_s: float = 120.0) -> None:
+    """Start the workflow and SIGKILL only the job running ``script`` (as the OOM killer would)."""
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=work, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not (pids := job_pids(work, script)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no {script} job seen")
+            time.sleep(0.02)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        assert proc.wait(timeout=timeout_s) != 0  # Snakemake reports the failed job and stops
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def kill_when(work: Path, ready, timeout_s: float = 120.0) -> None:
@@ -93,6 +125,10 @@ def test_sigkill_during_demo_fetch_and_track_then_rerun_equals_clean_run(demo_ru
         assert any((work / ".snakemake/locks").iterdir()), name
         assert any((work / ".snakemake/incomplete").iterdir()), f"no job was in flight at the {name} kill"
         snakemake(work, "--unlock")
+    # Only the postprocess job killed: Snakemake itself exits cleanly (no lock), the re-run redoes it.
+    kill_job_when(work, "postprocess.py")
+    locks = work / ".snakemake/locks"
+    assert not (locks.exists() and any(locks.iterdir()))
     snakemake(work)
     assert not [p for p in (work / "results").rglob("*") if ".part" in p.name]
     assert_same(comparable(work / "results"), comparable(demo_run / "results"))
