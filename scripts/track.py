@@ -4,6 +4,7 @@ import time
 import numpy as np
 
 from icetrack.offsets_io import write_offsets
+from icetrack.outcome import input_validity
 from icetrack.rasters import read_band
 from icetrack.rule_io import progress, start_logging
 from icetrack.track import point_grid, track_pair
@@ -17,6 +18,7 @@ t0 = time.time()
 with progress(grid.n_rows * grid.n_cols, f"track {snakemake.wildcards.pair}", "pt") as bar:
     field = track_pair(ref, sec, k["chip_px"], k["search_px"], k["step_px"], k["method"],
                        workers=snakemake.threads, progress=bar.update)
+k["inputs"] = input_validity(ref, sec)  # lets quality.json say why a map is empty
 write_offsets(snakemake.output[0], field, transform, crs, k)
 n = field.dx.size
 log.info("tracked %d points in %.1f s (%.0f pt/s), %.1f %% matched", n, time.time() - t0,

@@ -39,7 +39,10 @@ def _describe(error: jsonschema.ValidationError, root: str) -> str:
     if error.validator == "required":
         return f"{path}: {error.message}"
     expected = error.schema.get("description")
-    value = json.dumps(error.instance, default=str) if not isinstance(error.instance, (dict, list)) else "…"
+    if error.validator == "format":  # jsonschema says only "is not a 'date'"
+        expected = {"date": "a date as YYYY-MM-DD"}.get(error.validator_value, expected)
+    value = json.dumps(error.instance, default=str)
+    value = value if len(value) <= 60 else value[:57] + "…"
     hint = f" — expected {expected}" if expected else ""
     return f"{path} = {value}: {error.message}{hint}"
 
@@ -68,7 +71,11 @@ def load_glacier_table(path: str | Path, schema_path: str | Path, config: dict) 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"glaciers_table = {str(path)!r}: file not found")
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ConfigError(f"glaciers_table = {str(path)!r}: cannot be read as a tab-separated table "
+                          f"({str(e).splitlines()[0][:120]})") from None
     glaciers: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
         row = {k: v.strip() for k, v in raw.items() if isinstance(v, str) and v.strip()}

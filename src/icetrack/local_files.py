@@ -39,7 +39,8 @@ def write_local_catalog(files: list[dict], catalog_path: str | Path) -> None:
     out = Path(catalog_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".catalog.") as tmp:
-        catalog.normalize_hrefs(tmp)
+        # Absolute, with a trailing slash: pystac would take ".catalog.x" for a file name.
+        catalog.normalize_hrefs(os.path.abspath(tmp) + os.sep)
         catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
         for child in Path(tmp).iterdir():  # item folders first, catalog.json (the output) last
             if child.name != "catalog.json":

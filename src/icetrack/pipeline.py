@@ -10,6 +10,7 @@ import xarray as xr
 
 from . import __version__
 from .offsets_io import Offsets
+from .outcome import judge
 from .postprocess import REASONS, offsets_to_velocity
 from .quality import glaft_metrics
 from .rasters import dataset_on_grid
@@ -79,6 +80,7 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
     vel = offsets_to_velocity(a["dx"], a["dy"], a["peak"], a["snr"], a["sigma_x"], a["sigma_y"],
                               (offsets.image_transform.a, offsets.image_transform.e), k["dt_days"], glacier, stable,
                               config, reference=reference)
+    vel, status = judge(vel, k.get("inputs"))  # an empty or noise-only map says so, and why (icetrack.outcome)
     ref, sec = (datetime.strptime(d, "%Y%m%d") for d in k["pair"].split("_"))
     center = ref + (sec - ref) / 2
     variables = {
@@ -103,5 +105,5 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
     glaft_cfg = config.get("glaft") or {}
     glaft = glaft_metrics(vel.vx, vel.vy, stable, glacier, (offsets.transform.a, offsets.transform.e), k["dt_days"],
                           glaft_cfg.get("thres_sigma", 2.0), glaft_cfg.get("kde_gridsize", 60))
-    quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats, "glaft": glaft}
+    quality = {**status, "pair": k["pair"], "dt_days": k["dt_days"], **vel.stats, "glaft": glaft}
     return ds, quality

@@ -14,19 +14,16 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
-from icetrack.config import ConfigError, deep_merge, effective, load_glacier_table, selected_glaciers, validate
+from icetrack.checks import prepare
+from icetrack.config import ConfigError, effective
 
 
 configfile: "config/config.yaml"
 
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
-try:
-    validate(config, SCHEMAS / "config.schema.yaml")
-    GLACIERS = load_glacier_table(config["glaciers_table"], SCHEMAS / "glaciers.schema.yaml", config)
-    SELECTED = selected_glaciers(config, GLACIERS)
-    for _gid in SELECTED:  # per-glacier overrides must leave a valid config too
-        validate(deep_merge(config, GLACIERS[_gid]["overrides"]), SCHEMAS / "config.schema.yaml", root=f"glacier {_gid}")
+try:  # schema, glacier table, selection, overrides, cross-field rules, local files
+    GLACIERS, SELECTED = prepare(config, SCHEMAS)
 except ConfigError as error:
     sys.exit(f"icetrack: configuration error: {error}")
 
@@ -82,3 +79,11 @@ def all_outputs(wildcards):
         for pair in pairs_table(gid)["pair"]:
             out += [f"results/{gid}/{pair}/{name}" for name in PAIR_OUTPUTS]
     return out
+
+
+onsuccess:
+    # Say what the run produced per glacier: an empty result is reported, never silent.
+    from icetrack.outcome import run_summary
+
+    for _line in run_summary(SELECTED):
+        print(_line, file=sys.stderr)

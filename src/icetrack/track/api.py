@@ -58,6 +58,8 @@ def track_pair(
     grid = point_grid(ref.shape, chip_px, step_px)
     params = dict(method=method, chip_px=chip_px, search_px=search_px, step_px=step_px)
     result = OffsetField.empty(grid, params)
+    if not (np.isfinite(ref).any() and np.isfinite(sec).any()):  # all cloud / no overlap: nothing to match
+        return result
     kernel = KERNELS[method]
 
     ref_valid = np.isfinite(ref)
