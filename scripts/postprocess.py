@@ -7,7 +7,8 @@ from icetrack.rule_io import start_logging
 
 log = start_logging(snakemake)
 offsets = read_offsets(snakemake.input.offsets)
-velocity_ds, quality = postprocess_pair(offsets, snakemake.input.masks, snakemake.params.postprocess)
+velocity_ds, quality = postprocess_pair(offsets, snakemake.input.masks, snakemake.params.postprocess,
+                                        snakemake.params.get("provenance"))
 from icetrack.rasters import write_netcdf  # noqa: E402
 
 write_netcdf(velocity_ds, snakemake.output.velocity)

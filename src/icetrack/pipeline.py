@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import numpy as np
 import rasterio
 import xarray as xr
 
-from . import __version__
 from .offsets_io import Offsets
-from .postprocess import REASONS, offsets_to_velocity
-from .rasters import dataset_on_grid
-
-VELOCITY_ATTRS = {
-    "vx": {"standard_name": "land_ice_surface_x_velocity", "long_name": "velocity component in x direction (east)", "units": "m/yr"},
-    "vy": {"standard_name": "land_ice_surface_y_velocity", "long_name": "velocity component in y direction (north)", "units": "m/yr"},
-    "v": {"standard_name": "land_ice_surface_velocity", "long_name": "velocity magnitude", "units": "m/yr"},
-    "v_error": {"long_name": "velocity magnitude error (1 sigma)", "units": "m/yr"},
-    "vx_error": {"long_name": "error of vx (1 sigma)", "units": "m/yr"},
-    "vy_error": {"long_name": "error of vy (1 sigma)", "units": "m/yr"},
-    "chip_correlation": {"long_name": "normalised cross-correlation peak", "units": "1"},
-    "snr": {"long_name": "correlation signal-to-noise ratio", "units": "1"},
-    "interp_mask": {"long_name": "1 where the value was interpolated into a small gap", "units": "1",
-                    "flag_values": np.array([0, 1], np.uint8), "flag_meanings": "measured interpolated"},
-    "reject_reason": {"long_name": "why a point was masked (bit flags)", "units": "1",
-                      "flag_masks": np.array(list(REASONS.values()), np.uint8), "flag_meanings": " ".join(REASONS)},
-}
-
+from .postprocess import offsets_to_velocity
+from .product import VELOCITY_ATTRS, velocity_product  # noqa: F401 - VELOCITY_ATTRS re-exported
+from .provenance import provenance_record
 
 def masks_on_points(masks_path: str, offsets: Offsets) -> tuple[np.ndarray, np.ndarray]:
     """Glacier and stable-ground masks sampled at each chip centre."""
@@ -40,33 +22,29 @@ def masks_on_points(masks_path: str, offsets: Offsets) -> tuple[np.ndarray, np.n
     return glacier[rr, cc], stable[rr, cc]
 
 
-def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[xr.Dataset, dict]:
-    """The velocity dataset (ITS_LIVE-like variable names) and the quality dict of a pair."""
+def postprocess_pair(offsets: Offsets, masks_path: str, config: dict,
+                     provenance: dict | None = None) -> tuple[xr.Dataset, dict]:
+    """The velocity dataset (ITS_LIVE layout, see :mod:`icetrack.product`) and the quality dict of a pair.
+
+    ``provenance`` is the rule's provenance param ({"config": effective config blocks,
+    "scene_ids_img1": [...], "scene_ids_img2": [...]}); with the kernel parameters it
+    becomes the :func:`icetrack.provenance.provenance_record` written into both outputs.
+    """
     a = offsets.arrays
     glacier, stable = masks_on_points(masks_path, offsets)
     k = offsets.kernel
     vel = offsets_to_velocity(a["dx"], a["dy"], a["peak"], a["snr"], a["sigma_x"], a["sigma_y"],
                               (offsets.image_transform.a, offsets.image_transform.e), k["dt_days"], glacier, stable, config)
-    ref, sec = (datetime.strptime(d, "%Y%m%d") for d in k["pair"].split("_"))
-    center = ref + (sec - ref) / 2
-    variables = {
-        "vx": (vel.vx, VELOCITY_ATTRS["vx"]), "vy": (vel.vy, VELOCITY_ATTRS["vy"]),
-        "v": (vel.v.astype(np.float32), VELOCITY_ATTRS["v"]), "v_error": (vel.v_error.astype(np.float32), VELOCITY_ATTRS["v_error"]),
-        "vx_error": (vel.vx_error, VELOCITY_ATTRS["vx_error"]), "vy_error": (vel.vy_error, VELOCITY_ATTRS["vy_error"]),
-        "chip_correlation": (a["peak"].astype(np.float32), VELOCITY_ATTRS["chip_correlation"]),
-        "snr": (a["snr"].astype(np.float32), VELOCITY_ATTRS["snr"]),
-        "interp_mask": (vel.interpolated.astype(np.uint8), VELOCITY_ATTRS["interp_mask"]),
-        "reject_reason": (vel.reject_reason, VELOCITY_ATTRS["reject_reason"]),
+    arrays = {
+        "vx": vel.vx, "vy": vel.vy, "v": vel.v.astype(np.float32), "v_error": vel.v_error.astype(np.float32),
+        "vx_error": vel.vx_error, "vy_error": vel.vy_error,
+        "chip_correlation": a["peak"].astype(np.float32), "snr": a["snr"].astype(np.float32),
+        "interp_mask": vel.interpolated.astype(np.uint8), "reject_reason": vel.reject_reason,
     }
-    ds = dataset_on_grid(variables, offsets.transform, offsets.crs, {
-        "title": "icetrack glacier surface velocity (image pair)",
-        "source": f"icetrack {__version__}",
-        "icetrack_version": __version__,
-        "acquisition_date_img1": ref.strftime("%Y-%m-%d"),
-        "acquisition_date_img2": sec.strftime("%Y-%m-%d"),
-        "date_center": center.strftime("%Y-%m-%dT%H:%M:%S"),
-        "date_dt_days": float(k["dt_days"]),
-        "kernel_parameters": str(k),
-    })
+    record = (provenance_record(provenance["config"], provenance["scene_ids_img1"], provenance["scene_ids_img2"], k)
+              if provenance else None)
+    ds = velocity_product(arrays, offsets.transform, offsets.crs, k["pair"], k["dt_days"], vel.stats, k, record)
     quality = {"pair": k["pair"], "dt_days": k["dt_days"], **vel.stats}
+    if record:
+        quality["provenance"] = record
     return ds, quality

@@ -1,4 +1,5 @@
-# Outputs people use: GeoTIFFs of vx, vy, v and a speed map figure.
+# Outputs people use: Cloud-Optimised GeoTIFFs of vx, vy, v, figures per pair (speed map,
+# quality panel), the glacier's velocity cube, point time series and the report tables.
 
 
 rule export_geotiff:
@@ -34,3 +35,90 @@ rule figure_speed:
         "../../envs/icetrack.yaml"
     script:
         "../../scripts/figure_speed.py"
+
+
+rule figure_quality:
+    input:
+        velocity="results/{glacier}/{pair}/velocity.nc",
+        masks="results/{glacier}/masks.tif",
+    output:
+        report(
+            "results/{glacier}/{pair}/quality.png",
+            caption="../report/quality.rst",
+            category="Quality",
+            subcategory="{glacier}",
+            labels={"glacier": "{glacier}", "pair": "{pair}"},
+        ),
+    log:
+        "logs/{glacier}/{pair}/figure_quality.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/figure_quality.py"
+
+
+def glacier_pair_files(name):
+    """input function: one file per chosen pair of the glacier (after its select_pairs checkpoint)."""
+    return lambda w: [f"results/{w.glacier}/{pair}/{name}" for pair in pairs_table(w.glacier)["pair"]]
+
+
+rule cube:
+    input:
+        glacier_pair_files("velocity.nc"),
+    output:
+        "results/{glacier}/cube.nc",
+    log:
+        "logs/{glacier}/cube.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/cube.py"
+
+
+def timeseries_reference(w):
+    """The glacier's optional reference series (CSV or raster), e.g. from ITS_LIVE; none yet."""
+    ref = GLACIERS[w.glacier].get("reference", "")
+    return {"reference": ref} if ref else {}
+
+
+rule timeseries:
+    input:
+        unpack(timeseries_reference),
+        cube="results/{glacier}/cube.nc",
+    output:
+        csv="results/{glacier}/timeseries.csv",
+        plot=report(
+            "results/{glacier}/timeseries.png",
+            caption="../report/timeseries.rst",
+            category="Time series",
+            labels={"glacier": "{glacier}"},
+        ),
+    params:
+        points=lambda w: GLACIERS[w.glacier].get("points", ""),
+    log:
+        "logs/{glacier}/timeseries.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/timeseries.py"
+
+
+rule report_tables:
+    input:
+        scenes="results/{glacier}/scenes.csv",
+        pairs="results/{glacier}/pairs.csv",
+        quality=glacier_pair_files("quality.json"),
+    output:
+        quality_csv="results/{glacier}/quality_summary.csv",
+        scenes=report("results/{glacier}/report/scenes.html", caption="../report/scenes.rst", category="Tables",
+                      labels={"glacier": "{glacier}", "table": "scenes"}),
+        pairs=report("results/{glacier}/report/pairs.html", caption="../report/pairs.rst", category="Tables",
+                     labels={"glacier": "{glacier}", "table": "pairs"}),
+        quality=report("results/{glacier}/report/quality.html", caption="../report/quality_table.rst",
+                       category="Tables", labels={"glacier": "{glacier}", "table": "quality"}),
+    log:
+        "logs/{glacier}/report_tables.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/report_tables.py"

@@ -10,6 +10,7 @@ rule postprocess:
         quality="results/{glacier}/{pair}/quality.json",
     params:
         postprocess=block("postprocess"),
+        provenance=pair_provenance,
     log:
         "logs/{glacier}/{pair}/postprocess.log",
     benchmark:
