@@ -57,14 +57,10 @@ rule figure_quality:
         "../../scripts/figure_quality.py"
 
 
-def glacier_pair_files(name):
-    """input function: one file per chosen pair of the glacier (after its select_pairs checkpoint)."""
-    return lambda w: [f"results/{w.glacier}/{pair}/{name}" for pair in pairs_table(w.glacier)["pair"]]
-
-
+# Glacier-level rules take one file per chosen pair (known after the select_pairs checkpoint).
 rule cube:
     input:
-        glacier_pair_files("velocity.nc"),
+        lambda w: [f"results/{w.glacier}/{pair}/velocity.nc" for pair in pairs_table(w.glacier)["pair"]],
     output:
         "results/{glacier}/cube.nc",
     log:
@@ -75,15 +71,10 @@ rule cube:
         "../../scripts/cube.py"
 
 
-def timeseries_reference(w):
-    """The glacier's optional reference series (CSV or raster), e.g. from ITS_LIVE; none yet."""
-    ref = GLACIERS[w.glacier].get("reference", "")
-    return {"reference": ref} if ref else {}
-
-
 rule timeseries:
     input:
-        unpack(timeseries_reference),
+        # optional reference series (CSV or raster, e.g. ITS_LIVE), from the glacier table's `reference` column
+        unpack(lambda w: {"reference": GLACIERS[w.glacier]["reference"]} if GLACIERS[w.glacier].get("reference") else {}),
         cube="results/{glacier}/cube.nc",
     output:
         csv="results/{glacier}/timeseries.csv",
@@ -107,7 +98,7 @@ rule report_tables:
     input:
         scenes="results/{glacier}/scenes.csv",
         pairs="results/{glacier}/pairs.csv",
-        quality=glacier_pair_files("quality.json"),
+        quality=lambda w: [f"results/{w.glacier}/{pair}/quality.json" for pair in pairs_table(w.glacier)["pair"]],
     output:
         quality_csv="results/{glacier}/quality_summary.csv",
         scenes=report("results/{glacier}/report/scenes.html", caption="../report/scenes.rst", category="Tables",
