@@ -1,9 +1,9 @@
+import xarray as xr
+
 from icetrack.atomic import atomic_path
 from icetrack.figures import timeseries_plot
 from icetrack.rule_io import start_logging
 from icetrack.timeseries import parse_points, read_reference, sample_cube
-
-import xarray as xr
 
 log = start_logging(snakemake)
 points = parse_points(snakemake.params.points, where=f"glaciers table, glacier {snakemake.wildcards.glacier}: points")

@@ -214,3 +214,14 @@ def test_timeseries_plot_draws_a_reference(tmp_path):
     timeseries_plot(tmp_path / "a.png", series, pd.concat([ref, mosaic]), "test")
     timeseries_plot(tmp_path / "b.png", series, None, "test")
     assert (tmp_path / "a.png").stat().st_size > (tmp_path / "b.png").stat().st_size > 10_000
+
+
+def test_glacier_table_rejects_malformed_points(tmp_path):
+    from conftest import REPO
+    from icetrack.config import ConfigError, load_glacier_table
+
+    table = tmp_path / "glaciers.tsv"
+    table.write_text("glacier_id\tsource\tstart_date\tend_date\tbbox\tpoints\n"
+                     "g1\tdemo\t2024-01-01\t2024-02-01\t-73.6,-50.4,-73.5,-50.3\ttrunk:-73.5\n")
+    with pytest.raises(ConfigError, match=r"points = \"trunk:-73.5\".*name:lon:lat"):
+        load_glacier_table(table, REPO / "workflow/schemas/glaciers.schema.yaml", {"sources": {"demo": {}}})

@@ -23,8 +23,8 @@ CUBE_VARS = ("vx", "vy", "v", "v_error", "vx_error", "vy_error")
 CHUNK_XY = 32  # pixels per chunk side: a time series reads one chunk of 32×32×n_dates values
 
 
-def _layer(path: str | Path) -> xr.Dataset:
-    """One pair's velocity layers with its per-layer metadata as 0-d variables."""
+def _layer(path: str | Path) -> tuple[xr.Dataset, xr.DataArray, dict]:
+    """(one pair's velocity layers with its per-layer metadata, its mapping variable, its attributes)."""
     with xr.open_dataset(path) as ds:
         info = ds["img_pair_info"].attrs if "img_pair_info" in ds else {}
         date1 = pd.Timestamp(ds.attrs["acquisition_date_img1"])
