@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup demo report test clean
 
 setup: $(VENV)/.installed
 
@@ -16,6 +16,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 demo: setup
 	$(BIN)/snakemake --cores 8
+
+report: demo
+	$(BIN)/snakemake --report report.html
 
 test: setup
 	bash tests/install_system_packages.sh

@@ -3,6 +3,11 @@
 #          → postprocess → export/figures.  Rules live in workflow/rules/, one file per step.
 
 include: "workflow/rules/common.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/query.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/kernel_params.smk"

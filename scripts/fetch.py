@@ -1,16 +1,22 @@
+import time
+
 import numpy as np
 
 from icetrack.fetch import fetch_date
 from icetrack.grid import Grid
 from icetrack.query import resolved_source
 from icetrack.rasters import write_geotiff
-from icetrack.rule_io import start_logging
+from icetrack.rule_io import progress, start_logging
 
 log = start_logging(snakemake)
 grid = Grid.from_json(snakemake.input.grid)
 scenes, source = snakemake.params.scenes, resolved_source(snakemake.params.source)
-image = fetch_date(scenes["hrefs"], scenes["cloud_hrefs"], grid, source.get("cloud_classes", []),
-                   snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0))
+t0 = time.time()
+with progress(len(scenes["hrefs"]), f"fetch {snakemake.wildcards.date}", "scene") as bar:
+    image = fetch_date(scenes["hrefs"], scenes["cloud_hrefs"], grid, source.get("cloud_classes", []),
+                       snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0),
+                       progress=bar.update)
 write_geotiff(snakemake.output[0], image, grid.transform, grid.crs, descriptions=[source.get("band_asset", "band")],
               units="reflectance", tags={"scene_ids": ",".join(scenes["ids"])})
-log.info("date %s from %s: %.1f %% of the grid valid", snakemake.wildcards.date, scenes["ids"], 100 * np.isfinite(image).mean())
+log.info("date %s from %s: %.1f %% of the grid valid, %.1f s", snakemake.wildcards.date, scenes["ids"],
+         100 * np.isfinite(image).mean(), time.time() - t0)

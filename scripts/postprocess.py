@@ -9,7 +9,8 @@ from icetrack.rule_io import start_logging
 
 log = start_logging(snakemake)
 offsets = read_offsets(snakemake.input.offsets)
-velocity_ds, quality = postprocess_pair(offsets, snakemake.input.masks, snakemake.params.postprocess)
+velocity_ds, quality = postprocess_pair(offsets, snakemake.input.masks, snakemake.params.postprocess,
+                                        snakemake.params.get("provenance"))
 write_netcdf(velocity_ds, snakemake.output.velocity)
 write_text_atomic(snakemake.output.quality, json.dumps(quality, indent=2))
 write_text_atomic(snakemake.output.quality_html, quality_html(quality))

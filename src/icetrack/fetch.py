@@ -7,7 +7,7 @@ pixels whose classification is cloud become NaN.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import rasterio
@@ -47,8 +47,9 @@ def reproject_to_grid(href: str, grid: Grid, resampling: Resampling, scale: floa
 
 
 def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, cloud_classes: Iterable[int],
-               resampling: str = "cubic", scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
-    """Mosaic of one date's scenes on ``grid``; clouds and gaps are NaN."""
+               resampling: str = "cubic", scale: float = 1.0, offset: float = 0.0,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Mosaic of one date's scenes on ``grid``; clouds and gaps are NaN. ``progress(1)`` is called per scene read."""
     mosaic = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
     for href, cloud_href in zip(hrefs, cloud_hrefs):
         image = reproject_to_grid(href, grid, Resampling[resampling], scale, offset)
@@ -57,4 +58,6 @@ def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, clo
             image[np.isin(classes, list(cloud_classes))] = np.nan
         fill = np.isnan(mosaic) & np.isfinite(image)
         mosaic[fill] = image[fill]
+        if progress:
+            progress(1)
     return mosaic

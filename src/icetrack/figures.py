@@ -1,4 +1,6 @@
-"""Figures: speed over the reference image with flow arrows."""
+"""Figures: speed over the reference image with flow arrows, a quality panel per pair, and
+point time series. Colour maps are perceptually uniform (viridis) or categorical; every
+axis carries its unit."""
 
 from __future__ import annotations
 
@@ -43,3 +45,115 @@ def speed_map(path: str | Path, background: np.ndarray, bg_transform: Affine, vx
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def _save(fig, path: str | Path) -> None:  # noqa: ANN001 - a matplotlib Figure
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def quality_panel(path: str | Path, vx: np.ndarray, vy: np.ndarray, reject_reason: np.ndarray,
+                  interpolated: np.ndarray, stable: np.ndarray, glacier: np.ndarray, reasons: dict[str, int],
+                  v_transform: Affine, crs: str, title: str) -> None:
+    """Quality of one pair, three panels.
+
+    (a) histograms of vx and vy (m/yr) over stable ground, where the truth is 0, with
+    their median and NMAD; (b) share of points masked by each reason (%), over the
+    whole map and over the glacier; (c) coverage map: measured, interpolated, masked.
+    ``stable``/``glacier`` are boolean masks on the velocity grid.
+    """
+    from matplotlib.colors import ListedColormap
+
+    from .postprocess import nmad
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
+    ax = axes[0]
+    on_rock = stable & np.isfinite(vx)
+    if on_rock.any():
+        both = np.concatenate([vx[on_rock], vy[on_rock]])
+        lim = max(float(np.nanpercentile(np.abs(both), 99)), 1e-3)
+        bins = np.linspace(-lim, lim, 41)
+        for comp, name, colour in ((vx, "vx", "#1b9e77"), (vy, "vy", "#7570b3")):
+            vals = comp[on_rock]
+            ax.hist(vals, bins=bins, histtype="step", linewidth=1.8, color=colour,
+                    label=f"{name}: median {np.median(vals):+.1f}, NMAD {nmad(vals):.1f} m/yr")
+        ax.axvline(0, color="k", linewidth=0.8)
+        ax.legend(fontsize=8, loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "no valid stable-ground points", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("velocity over stable ground (m/yr)")
+    ax.set_ylabel("points (count)")
+    ax.set_title(f"(a) stable ground, n = {int(on_rock.sum())}")
+
+    ax = axes[1]
+    names = list(reasons)
+    share_all = [100 * float(((reject_reason & reasons[n]) > 0).mean()) for n in names]
+    share_ice = [100 * float(((reject_reason & reasons[n]) > 0)[glacier].mean()) if glacier.any() else 0.0 for n in names]
+    pos = np.arange(len(names))
+    ax.barh(pos - 0.2, share_all, height=0.4, color="#999999", label="whole map")
+    ax.barh(pos + 0.2, share_ice, height=0.4, color="#2c7fb8", label="glacier")
+    ax.set_yticks(pos, [n.replace("_", " ") for n in names])
+    ax.invert_yaxis()
+    ax.set_xlabel("points masked (%)")
+    ax.set_ylabel("reason")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("(b) masked share by reason")
+
+    ax = axes[2]
+    status = np.where(np.isfinite(vx), np.where(interpolated, 1, 0), 2)
+    cmap = ListedColormap(["#4daf4a", "#ffbf00", "#bbbbbb"])  # measured, interpolated, masked
+    ax.imshow(status, cmap=cmap, vmin=-0.5, vmax=2.5, extent=_extent(v_transform, status.shape), interpolation="nearest")
+    if glacier.any():
+        x = (v_transform.c + v_transform.a * (np.arange(status.shape[1]) + 0.5)) / 1e3
+        y = (v_transform.f + v_transform.e * (np.arange(status.shape[0]) + 0.5)) / 1e3
+        ax.contour(x, y, glacier.astype(float), levels=[0.5], colors="k", linewidths=1.0)
+    valid = 100 * float(np.isfinite(vx).mean())
+    valid_ice = 100 * float(np.isfinite(vx)[glacier].mean()) if glacier.any() else float("nan")
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=lab) for c, lab in zip(cmap.colors, ("measured", "interpolated", "masked"))],
+              fontsize=8, loc="lower right")
+    ax.set_xlabel(f"easting (km, {crs})")
+    ax.set_ylabel(f"northing (km, {crs})")
+    ax.set_title(f"(c) valid: {valid:.0f} % of map, {valid_ice:.0f} % of glacier")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def timeseries_plot(path: str | Path, series, reference=None, title: str = "") -> None:  # noqa: ANN001 - DataFrames
+    """Speed (m/yr) against date, one panel per point; each pair is drawn at its centre date
+    with its ±1σ error bar and a horizontal bar spanning its two acquisition dates.
+    ``reference`` (columns point, mid_date, v, v_error) is drawn beside ours when given:
+    dated values as open squares, undated ones (a mosaic) as a dashed line."""
+    import pandas as pd
+
+    names = list(dict.fromkeys(series["point"]))
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 3.2 * max(len(names), 1)), squeeze=False, sharex=True,
+                             constrained_layout=True)
+    for ax, name in zip(axes[:, 0], names):
+        s = series[series["point"] == name]
+        mid = pd.to_datetime(s["mid_date"])
+        d1, d2 = pd.to_datetime(s["acquisition_date_img1"]), pd.to_datetime(s["acquisition_date_img2"])
+        ax.errorbar(mid, s["v"], yerr=s["v_error"], fmt="o", color="#2c7fb8", capsize=3, label="icetrack (±1σ)")
+        ax.hlines(s["v"], d1, d2, color="#2c7fb8", alpha=0.35, linewidth=2)
+        if reference is not None:
+            r = reference[reference["point"] == name]
+            dated = r[r["mid_date"].astype(str).str.len() > 0]
+            undated = r[r["mid_date"].astype(str).str.len() == 0]
+            if len(dated):
+                ax.errorbar(pd.to_datetime(dated["mid_date"]), dated["v"], yerr=dated["v_error"], fmt="s",
+                            mfc="none", color="#d95f02", capsize=3, label="ITS_LIVE reference")
+            for _, row in undated.iterrows():
+                ax.axhline(row["v"], color="#d95f02", linestyle="--", label="ITS_LIVE reference (mosaic)")
+        lon, lat = s["lon"].iloc[0], s["lat"].iloc[0]
+        ax.set_title(f"{name} ({lon:.4f}°, {lat:.4f}°)", fontsize=10)
+        ax.set_ylabel("speed (m/yr)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[-1, 0].set_xlabel("date (UTC; marker at the pair's centre date, bar spans its two images)")
+    fig.autofmt_xdate()
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)

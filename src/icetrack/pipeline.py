@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import numpy as np
 import rasterio
 import xarray as xr
 
-from . import __version__
 from .offsets_io import Offsets
 from .outcome import judge
-from .postprocess import REASONS, offsets_to_velocity
+from .postprocess import offsets_to_velocity
+from .product import VELOCITY_ATTRS, velocity_product  # noqa: F401 - VELOCITY_ATTRS re-exported
+from .provenance import provenance_record
 from .quality import glaft_metrics
-from .rasters import dataset_on_grid
-
-VELOCITY_ATTRS = {
-    "vx": {"standard_name": "land_ice_surface_x_velocity", "long_name": "velocity component in x direction (east)", "units": "m/yr"},
-    "vy": {"standard_name": "land_ice_surface_y_velocity", "long_name": "velocity component in y direction (north)", "units": "m/yr"},
-    "v": {"standard_name": "land_ice_surface_velocity", "long_name": "velocity magnitude", "units": "m/yr"},
-    "v_error": {"long_name": "velocity magnitude error (1 sigma)", "units": "m/yr"},
-    "vx_error": {"long_name": "error of vx (1 sigma)", "units": "m/yr"},
-    "vy_error": {"long_name": "error of vy (1 sigma)", "units": "m/yr"},
-    "chip_correlation": {"long_name": "normalised cross-correlation peak", "units": "1"},
-    "snr": {"long_name": "correlation signal-to-noise ratio", "units": "1"},
-    "interp_mask": {"long_name": "1 where the value was interpolated into a small gap", "units": "1",
-                    "flag_values": np.array([0, 1], np.uint8), "flag_meanings": "measured interpolated"},
-    "reject_reason": {"long_name": "why a point was masked (bit flags)", "units": "1",
-                      "flag_masks": np.array(list(REASONS.values()), np.uint8), "flag_meanings": " ".join(REASONS)},
-}
 
 
 def masks_on_points(masks_path: str, offsets: Offsets) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +44,16 @@ def reference_on_points(vx_path: str, vy_path: str, offsets: Offsets) -> tuple[n
     return out[0], out[1]
 
 
-def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[xr.Dataset, dict]:
-    """The velocity dataset (ITS_LIVE-like variable names) and the quality dict of a pair.
+def postprocess_pair(offsets: Offsets, masks_path: str, config: dict,
+                     provenance: dict | None = None) -> tuple[xr.Dataset, dict]:
+    """The velocity dataset (ITS_LIVE layout, see :mod:`icetrack.product`) and the quality dict of a pair.
 
-    The quality dict holds the postprocess statistics (reject shares, stable-ground
-    median/NMAD) and the GLAFT metrics (:func:`icetrack.quality.glaft_metrics`).
+    The quality dict holds the outcome (status/reason, :mod:`icetrack.outcome`), the
+    postprocess statistics (reject shares, stable-ground median/NMAD) and the GLAFT
+    metrics (:func:`icetrack.quality.glaft_metrics`).
+    ``provenance`` is the rule's provenance param ({"config": effective config blocks,
+    "scene_ids_img1": [...], "scene_ids_img2": [...]}); with the kernel parameters it
+    becomes the :func:`icetrack.provenance.provenance_record` written into both outputs.
     """
     a = offsets.arrays
     glacier, stable = masks_on_points(masks_path, offsets)
@@ -81,29 +69,19 @@ def postprocess_pair(offsets: Offsets, masks_path: str, config: dict) -> tuple[x
                               (offsets.image_transform.a, offsets.image_transform.e), k["dt_days"], glacier, stable,
                               config, reference=reference)
     vel, status = judge(vel, k.get("inputs"))  # an empty or noise-only map says so, and why (icetrack.outcome)
-    ref, sec = (datetime.strptime(d, "%Y%m%d") for d in k["pair"].split("_"))
-    center = ref + (sec - ref) / 2
-    variables = {
-        "vx": (vel.vx, VELOCITY_ATTRS["vx"]), "vy": (vel.vy, VELOCITY_ATTRS["vy"]),
-        "v": (vel.v.astype(np.float32), VELOCITY_ATTRS["v"]), "v_error": (vel.v_error.astype(np.float32), VELOCITY_ATTRS["v_error"]),
-        "vx_error": (vel.vx_error, VELOCITY_ATTRS["vx_error"]), "vy_error": (vel.vy_error, VELOCITY_ATTRS["vy_error"]),
-        "chip_correlation": (a["peak"].astype(np.float32), VELOCITY_ATTRS["chip_correlation"]),
-        "snr": (a["snr"].astype(np.float32), VELOCITY_ATTRS["snr"]),
-        "interp_mask": (vel.interpolated.astype(np.uint8), VELOCITY_ATTRS["interp_mask"]),
-        "reject_reason": (vel.reject_reason, VELOCITY_ATTRS["reject_reason"]),
+    arrays = {
+        "vx": vel.vx, "vy": vel.vy, "v": vel.v.astype(np.float32), "v_error": vel.v_error.astype(np.float32),
+        "vx_error": vel.vx_error, "vy_error": vel.vy_error,
+        "chip_correlation": a["peak"].astype(np.float32), "snr": a["snr"].astype(np.float32),
+        "interp_mask": vel.interpolated.astype(np.uint8), "reject_reason": vel.reject_reason,
     }
-    ds = dataset_on_grid(variables, offsets.transform, offsets.crs, {
-        "title": "icetrack glacier surface velocity (image pair)",
-        "source": f"icetrack {__version__}",
-        "icetrack_version": __version__,
-        "acquisition_date_img1": ref.strftime("%Y-%m-%d"),
-        "acquisition_date_img2": sec.strftime("%Y-%m-%d"),
-        "date_center": center.strftime("%Y-%m-%dT%H:%M:%S"),
-        "date_dt_days": float(k["dt_days"]),
-        "kernel_parameters": str(k),
-    })
+    record = (provenance_record(provenance["config"], provenance["scene_ids_img1"], provenance["scene_ids_img2"], k)
+              if provenance else None)
+    ds = velocity_product(arrays, offsets.transform, offsets.crs, k["pair"], k["dt_days"], vel.stats, k, record)
     glaft_cfg = config.get("glaft") or {}
     glaft = glaft_metrics(vel.vx, vel.vy, stable, glacier, (offsets.transform.a, offsets.transform.e), k["dt_days"],
                           glaft_cfg.get("thres_sigma", 2.0), glaft_cfg.get("kde_gridsize", 60))
     quality = {**status, "pair": k["pair"], "dt_days": k["dt_days"], **vel.stats, "glaft": glaft}
+    if record:
+        quality["provenance"] = record
     return ds, quality

@@ -10,6 +10,8 @@ import rasterio
 import xarray as xr
 from affine import Affine
 from pyproj import CRS
+import rasterio.shutil
+from rasterio.io import MemoryFile
 from rasterio.windows import Window, from_bounds
 
 from .atomic import atomic_path
@@ -25,25 +27,43 @@ def covering_window(bounds: tuple[float, float, float, float], transform: Affine
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
+def cog_blocksize(shape: tuple[int, int]) -> int:
+    """COG tile size: 256 px for large rasters, smaller (≥ 16, a power of two) for small ones so
+    that even a small map is tiled and has at least one overview level."""
+    size = 256
+    while size > 16 and max(shape) < 2 * size:
+        size //= 2
+    return size
+
+
 def write_geotiff(path: str | Path, bands: np.ndarray | list[np.ndarray], transform: Affine, crs: str,
                   descriptions: list[str] | None = None, units: str | None = None, tags: dict | None = None) -> None:
-    """Float32 GeoTIFF, NaN nodata, tiled and compressed; written to a temp name then renamed."""
+    """Cloud-Optimised GeoTIFF: float32, NaN nodata, tiled, deflate, overviews (average), band
+    descriptions and ``units`` (band tag and GDAL unit type); written to a temp name then renamed.
+
+    The bands are first written to an in-memory GTiff, then copied with GDAL's COG driver,
+    which lays out the overviews and tiles in the order cloud readers expect.
+    """
     arrays = [bands] if isinstance(bands, np.ndarray) and bands.ndim == 2 else list(bands)
     h, w = arrays[0].shape
     profile = dict(driver="GTiff", width=w, height=h, count=len(arrays), dtype="float32", crs=crs, transform=transform,
-                   nodata=np.nan, compress="deflate", predictor=3)
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
+                   nodata=np.nan)
+    block = cog_blocksize((h, w))
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
             for i, a in enumerate(arrays, start=1):
                 dst.write(a.astype(np.float32), i)
                 if descriptions:
                     dst.set_band_description(i, descriptions[i - 1])
                 if units:
                     dst.update_tags(i, units=units)
+            if units:
+                dst.units = (units,) * len(arrays)
             if tags:
                 dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        with atomic_path(path) as tmp:
+            rasterio.shutil.copy(mem.name, tmp, driver="COG", compress="DEFLATE", predictor="YES", blocksize=block,
+                                 overviews="AUTO", overview_resampling="AVERAGE", resampling="AVERAGE")
 
 
 def read_band(path: str | Path, band: int = 1) -> tuple[np.ndarray, Affine, str]:
@@ -95,6 +115,23 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
             encoding[v]["_FillValue"] = np.float32(np.nan) if ds[v].dtype == np.float32 else np.nan
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def raster_at_cells(path: str | Path, x: np.ndarray, y: np.ndarray, band: int = 1) -> np.ndarray:
+    """Band values of the raster pixels containing each (x, y) cell centre of a grid (NaN outside).
+
+    ``x`` (columns) and ``y`` (rows) are the grid's 1-D pixel-centre coordinates, in the
+    raster's CRS. Used to bring the image-grid masks onto the coarser velocity grid.
+    """
+    with rasterio.open(path) as src:
+        a = src.read(band).astype(np.float32)
+        xx, yy = np.meshgrid(x, y)
+        rows, cols = rasterio.transform.rowcol(src.transform, xx.ravel(), yy.ravel())
+    rows, cols = np.asarray(rows).reshape(xx.shape), np.asarray(cols).reshape(xx.shape)
+    inside = (rows >= 0) & (rows < a.shape[0]) & (cols >= 0) & (cols < a.shape[1])
+    out = np.full(rows.shape, np.nan, np.float32)
+    out[inside] = a[rows[inside], cols[inside]]
+    return out
 
 
 def grid_of(transform: Affine, shape: tuple[int, int], crs: str) -> Grid:

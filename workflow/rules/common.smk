@@ -69,13 +69,17 @@ def scenes_of_date(w):
     return {"ids": rows["id"].tolist(), "hrefs": rows["href"].tolist(), "cloud_hrefs": rows["cloud_href"].tolist()}
 
 
-PAIR_OUTPUTS = ["vx.tif", "vy.tif", "v.tif", "velocity.nc", "quality.json", "speed.png"]
+PAIR_OUTPUTS = ["vx.tif", "vy.tif", "v.tif", "velocity.nc", "quality.json", "speed.png", "quality.png"]
+GLACIER_OUTPUTS = ["cube.nc", "quality_summary.csv", "report/scenes.html", "report/pairs.html", "report/quality.html"]
 
 
 def all_outputs(wildcards):
     out = []
     for gid in SELECTED:
         out += [f"results/{gid}/scenes.csv", f"results/{gid}/pairs.csv"]
+        out += [f"results/{gid}/{name}" for name in GLACIER_OUTPUTS]
+        if GLACIERS[gid].get("points"):
+            out += [f"results/{gid}/timeseries.csv", f"results/{gid}/timeseries.png"]
         for pair in pairs_table(gid)["pair"]:
             out += [f"results/{gid}/{pair}/{name}" for name in PAIR_OUTPUTS]
     return out
@@ -87,3 +91,18 @@ onsuccess:
 
     for _line in run_summary(SELECTED):
         print(_line, file=sys.stderr)
+
+
+def pair_provenance(w):
+    """params: what a pair's outputs record to be reproducible — the effective config blocks
+    that determine the map and the input scene ids (redacted: never credentials)."""
+    from icetrack.provenance import redact
+
+    blocks = {name: effective(config, GLACIERS[w.glacier], name) for name in ("grid", "filter", "tracking", "postprocess")}
+    blocks["source"] = glacier_source(w)
+    blocks["glacier"] = {"glacier_id": w.glacier, **glacier_geometry(w)}
+    pairs_table(w.glacier)  # ensures the query ran
+    scenes = pd.read_csv(f"results/{w.glacier}/scenes.csv", dtype=str, keep_default_na=False)
+    ids = lambda d: sorted(scenes.loc[scenes["date"] == d, "id"])  # noqa: E731
+    ref, sec = w.pair.split("_")
+    return {"config": redact(blocks), "scene_ids_img1": ids(ref), "scene_ids_img2": ids(sec)}

@@ -1,4 +1,5 @@
-# Outputs people use: GeoTIFFs of vx, vy, v and a speed map figure.
+# Outputs people use: Cloud-Optimised GeoTIFFs of vx, vy, v, figures per pair (speed map,
+# quality panel), the glacier's velocity cube, point time series and the report tables.
 
 
 rule export_geotiff:
@@ -34,3 +35,81 @@ rule figure_speed:
         "../../envs/icetrack.yaml"
     script:
         "../../scripts/figure_speed.py"
+
+
+rule figure_quality:
+    input:
+        velocity="results/{glacier}/{pair}/velocity.nc",
+        masks="results/{glacier}/masks.tif",
+    output:
+        report(
+            "results/{glacier}/{pair}/quality.png",
+            caption="../report/quality_figure.rst",
+            category="Quality",
+            subcategory="{glacier}",
+            labels={"glacier": "{glacier}", "pair": "{pair}"},
+        ),
+    log:
+        "logs/{glacier}/{pair}/figure_quality.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/figure_quality.py"
+
+
+# Glacier-level rules take one file per chosen pair (known after the select_pairs checkpoint).
+rule cube:
+    input:
+        lambda w: [f"results/{w.glacier}/{pair}/velocity.nc" for pair in pairs_table(w.glacier)["pair"]],
+    output:
+        "results/{glacier}/cube.nc",
+    log:
+        "logs/{glacier}/cube.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/cube.py"
+
+
+rule timeseries:
+    input:
+        # optional reference series (CSV or raster, e.g. ITS_LIVE), from the glacier table's `reference` column
+        unpack(lambda w: {"reference": GLACIERS[w.glacier]["reference"]} if GLACIERS[w.glacier].get("reference") else {}),
+        cube="results/{glacier}/cube.nc",
+    output:
+        csv="results/{glacier}/timeseries.csv",
+        plot=report(
+            "results/{glacier}/timeseries.png",
+            caption="../report/timeseries.rst",
+            category="Time series",
+            labels={"glacier": "{glacier}"},
+        ),
+    params:
+        points=lambda w: GLACIERS[w.glacier].get("points", ""),
+    log:
+        "logs/{glacier}/timeseries.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/timeseries.py"
+
+
+rule report_tables:
+    input:
+        scenes="results/{glacier}/scenes.csv",
+        pairs="results/{glacier}/pairs.csv",
+        quality=lambda w: [f"results/{w.glacier}/{pair}/quality.json" for pair in pairs_table(w.glacier)["pair"]],
+    output:
+        quality_csv="results/{glacier}/quality_summary.csv",
+        scenes=report("results/{glacier}/report/scenes.html", caption="../report/scenes.rst", category="Tables",
+                      labels={"glacier": "{glacier}", "table": "scenes"}),
+        pairs=report("results/{glacier}/report/pairs.html", caption="../report/pairs.rst", category="Tables",
+                     labels={"glacier": "{glacier}", "table": "pairs"}),
+        quality=report("results/{glacier}/report/quality.html", caption="../report/quality_table.rst",
+                       category="Tables", labels={"glacier": "{glacier}", "table": "quality"}),
+    log:
+        "logs/{glacier}/report_tables.log",
+    conda:
+        "../../envs/icetrack.yaml"
+    script:
+        "../../scripts/report_tables.py"

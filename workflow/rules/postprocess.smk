@@ -23,6 +23,7 @@ rule postprocess:
         ),
     params:
         postprocess=block("postprocess"),
+        provenance=pair_provenance,
     log:
         "logs/{glacier}/{pair}/postprocess.log",
     benchmark:
