@@ -52,8 +52,11 @@ def provenance_record(config_blocks: dict, scene_ids_img1: list[str], scene_ids_
     """The provenance of one pair's outputs as plain JSON-able values.
 
     ``config_blocks`` are the effective (per-glacier) config blocks the map depends on;
-    ``kernel`` the pair's kernel parameters (kernel.json).
+    ``kernel`` the pair's kernel parameters (kernel.json); the tracking rule's
+    measurements of its inputs (``inputs``: valid shares) are results, not parameters,
+    and stay in quality.json only.
     """
+    kernel = {key: value for key, value in kernel.items() if key != "inputs"}
     return {
         "icetrack_version": __version__,
         "config_sha256": config_hash(config_blocks),
