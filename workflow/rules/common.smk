@@ -14,6 +14,12 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
+
+# Declared so that executors (Slurm, Kubernetes) pass it on to remote jobs.
+envvars:
+    "PYTHONPATH",
+
+
 from icetrack.checks import prepare
 from icetrack.config import ConfigError, effective
 
