@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,11 @@ TRANSFORM = Affine(10, 0, 600000, 0, -10, 4400000)
 CRS = "EPSG:32718"
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 256 KiB tmpfs mounted at tmp_path/disk, unmounted afterwards."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", f"icetrack-{uuid.uuid4().hex[:8]}", str(mnt)],
+@contextmanager
+def mounted_tmpfs(mnt: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``mnt`` (skips the test without root), unmounted afterwards."""
+    mnt.mkdir(exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", f"icetrack-{uuid.uuid4().hex[:8]}", str(mnt)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill ({proc.stderr.strip() or 'mount failed'}); needs root")
@@ -40,6 +40,13 @@ def tiny_disk(tmp_path):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs at tmp_path/disk."""
+    with mounted_tmpfs(tmp_path / "disk", "256k") as mnt:
+        yield mnt
 
 
 def fill(disk: Path, leave_bytes: int) -> None:
@@ -111,13 +118,7 @@ def test_workflow_on_a_full_results_disk(tmp_path):
     every file present under its final name is complete (opens and reads)."""
     (tmp_path / "wf").mkdir()
     work = copy_workflow(tmp_path / "wf")
-    results = work / "results"
-    results.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", f"icetrack-{uuid.uuid4().hex[:8]}", str(results)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill ({proc.stderr.strip() or 'mount failed'}); needs root")
-    try:
+    with mounted_tmpfs(work / "results", "2m") as results:
         run = snakemake(work, check=False)
         assert run.returncode != 0
         failed = [p.read_text() for p in (work / "logs").rglob("*.log") if "icetrack: error: no space left" in p.read_text()]
@@ -138,5 +139,3 @@ def test_workflow_on_a_full_results_disk(tmp_path):
                 continue
             checked += 1
         assert checked > 0
-    finally:
-        subprocess.run(["umount", "-l", str(results)], check=False)
