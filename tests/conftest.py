@@ -67,3 +67,32 @@ def planned_rules(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
                 break
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def require_program(path: str, package: str) -> None:
+    """Skip (outside CI) or fail (in CI) when a Debian program the test needs is missing."""
+    import os
+
+    if not Path(path).exists() and not shutil.which(path):
+        message = f"{path} missing: install Debian package {package} (`make test` does, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def nginx():
+    """Factory: ``nginx(root)`` starts a real nginx on 127.0.0.1 serving ``root`` (see servers.py)."""
+    from servers import NGINX, NginxServer
+
+    require_program(NGINX, "nginx-light")
+    started = []
+
+    def start(root) -> NginxServer:
+        server = NginxServer(root).__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__()

@@ -1,0 +1,138 @@
+"""Real servers on loopback for the tests: nginx serving files (with HTTP Range).
+
+``NginxServer(root)`` starts Debian's nginx as a child process on a free 127.0.0.1
+port, serving the folder ``root``, with an access log that records per request the
+path, the status, the ``Range`` header and the bytes sent, so that tests can measure
+what a client really fetched. Use it as a context manager (or the ``nginx`` fixture
+factory of conftest.py); it stops the server on exit.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PROBE = "/.icetrack-probe"  # requested at start-up to see the server answer; left out of log()
+
+_CONF = """
+{user}
+daemon off;
+worker_processes 1;
+pid {state}/nginx.pid;
+error_log {state}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    types {{ image/tiff tif tiff; application/json json; application/x-netcdf nc; text/plain txt; }}
+    default_type application/octet-stream;
+    log_format ranges '$request_method $uri $status "$http_range" $bytes_sent $body_bytes_sent';
+    access_log {state}/access.log ranges;
+    client_body_temp_path {state}/body;
+    proxy_temp_path {state}/proxy;
+    fastcgi_temp_path {state}/fastcgi;
+    uwsgi_temp_path {state}/uwsgi;
+    scgi_temp_path {state}/scgi;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ autoindex off; }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LogLine:
+    method: str
+    path: str
+    status: int
+    range: str
+    bytes_sent: int  # headers + body
+    body_bytes: int
+
+
+class NginxServer:
+    """nginx serving ``root`` on ``http://127.0.0.1:<port>/``."""
+
+    def __init__(self, root: str | Path):
+        if not Path(NGINX).exists():
+            raise FileNotFoundError("nginx is not installed (Debian package nginx-light; `make test` installs it)")
+        self.root = Path(root).resolve()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._state = Path(tempfile.mkdtemp(prefix="icetrack-nginx-"))
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "NginxServer":
+        conf = self._state / "nginx.conf"
+        # As root, nginx's workers would drop to `nobody` and could not read the tests' private tmp folders.
+        user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
+        conf.write_text(_CONF.format(user=user, state=self._state, port=self.port, root=self.root))
+        self._proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(self._state)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self._proc.stderr.read().decode()[-2000:]}")
+            try:
+                urllib.request.urlopen(self.url + PROBE, timeout=1)
+            except urllib.error.HTTPError:
+                break  # 404: it answers
+            except OSError:
+                time.sleep(0.05)
+                continue
+            break
+        else:
+            self.__exit__()
+            raise RuntimeError("nginx did not answer within 10 s")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self._state, ignore_errors=True)
+
+    def href(self, relative: str | Path) -> str:
+        """The URL of a file below ``root``."""
+        return f"{self.url}/{Path(relative).as_posix().lstrip('/')}"
+
+    def clear_log(self) -> None:
+        (self._state / "access.log").write_text("")  # nginx appends at its own offset: truncate, do not replace
+
+    def log(self) -> list[LogLine]:
+        """The requests served since the last :meth:`clear_log`."""
+        path = self._state / "access.log"
+        lines = []
+        for raw in path.read_text().splitlines() if path.exists() else []:
+            method, uri, status, rest = raw.split(" ", 3)
+            rng, sent, body = rest.rsplit(" ", 2)
+            if uri == PROBE:
+                continue
+            rng = rng.strip('"')
+            lines.append(LogLine(method, uri, int(status), "" if rng == "-" else rng, int(sent), int(body)))
+        return lines
+
+    def bytes_served(self, path_suffix: str = "") -> int:
+        """Body bytes sent for requests whose path ends with ``path_suffix``."""
+        return sum(line.body_bytes for line in self.log() if line.path.endswith(path_suffix))
