@@ -22,6 +22,7 @@ envvars:
 
 from icetrack.checks import prepare
 from icetrack.config import ConfigError, effective
+from icetrack.sources import resolve_source
 
 
 configfile: "config/config.yaml"
@@ -46,7 +47,8 @@ def block(name):
 
 
 def glacier_source(w):
-    return config["sources"][GLACIERS[w.glacier]["source"]]
+    """The glacier's source with its preset filled in (icetrack.sources): rules record the values."""
+    return resolve_source(config["sources"][GLACIERS[w.glacier]["source"]])
 
 
 def glacier_geometry(w):
