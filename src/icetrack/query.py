@@ -96,12 +96,14 @@ def cloud_over_glacier(cloud_href: str, outline: BaseGeometry, cloud_classes: It
 
 
 def _orbit(item) -> str:
+    """The item's orbit as a plain number: Sentinel-2 relative orbit (``sat:relative_orbit`` or the
+    ``_R###_`` of ``s2:product_uri``), Landsat WRS-2 path. Same number = same viewing geometry."""
     p = item.properties
-    for key in ("sat:relative_orbit", "landsat:wrs_path"):
-        if key in p:
-            return str(p[key])
-    m = re.search(r"_R(\d{3})_", str(p.get("s2:product_uri", "")))
-    return m.group(1) if m else ""
+    value = next((p[key] for key in ("sat:relative_orbit", "landsat:wrs_path") if key in p), None)
+    if value is None:
+        m = re.search(r"_R(\d{3})_", str(p.get("s2:product_uri", "")))
+        value = m.group(1) if m else ""
+    return str(int(value)) if str(value).isdigit() else str(value)
 
 
 def _tile(item) -> str:
