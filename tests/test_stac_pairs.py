@@ -138,3 +138,17 @@ def test_bad_source_or_pairs_config_names_the_field(source, pairs, expected):
     assert "\n" not in message
     for part in expected:
         assert part in message, (part, message)
+
+
+def test_snakemake_refuses_an_unknown_preset_in_one_line_before_any_job(tmp_path):
+    from conftest import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path)
+    (work / "bad.yaml").write_text(yaml.safe_dump({"sources": {"sentinel2": {"type": "stac_api", "preset": "sentinel2"}}}))
+    proc = snakemake(work, "-n", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if "icetrack: configuration error:" in ln]
+    assert len(lines) == 1 and "config.sources.sentinel2.preset" in lines[0] and "earth_search_s2" in lines[0], \
+        proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (work / "results").exists()

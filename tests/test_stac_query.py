@@ -16,7 +16,7 @@ from shapely.geometry import box
 from icetrack.checks import check_source
 from icetrack.config import ConfigError
 from icetrack.grid import reproject_geometry
-from icetrack.query import query_scenes
+from icetrack.query import QueryError, query_scenes
 from servers import NGINX
 from stac_items import earth_search_s2_item, planetary_computer_landsat_item, usgs_landsat_c2l1_item, write_cog
 from stac_server import RecordingProxy, stac_api  # noqa: F401 - fixture
@@ -142,9 +142,12 @@ def test_post_search_is_retried_on_503_and_429(tmp_path, nginx, stac_api):
     assert len(query_scenes(source, outline, START, END)) == len(expected)
     assert [s.status for s in api.proxy.searches()] == [429, 200, 200]
 
-    api.proxy.fail_next(10, 503)  # more failures than retries: the query fails, naming the status
-    with pytest.raises(Exception, match="503|too many"):
+    api.proxy.fail_next(10, 503)  # more failures than retries: the query fails, naming the API and the status
+    with pytest.raises(QueryError, match=r"source url = 'http://127\.0\.0\.1:\d+'.*too many 503 error responses"):
         query_scenes({**source, "max_retries": 2}, outline, START, END)
+    api.proxy.fail_next(0)
+    with pytest.raises(QueryError, match="Connection refused"):
+        query_scenes({**source, "url": "http://127.0.0.1:9", "max_retries": 0}, outline, START, END)
 
 
 # ---------------------------------------------------------------- Landsat: QA_PIXEL bit flags

@@ -61,15 +61,32 @@ def iter_items(source: dict, outline: BaseGeometry, start: date, end: date) -> I
                 continue
             yield item
     elif kind == "stac_api":
-        search = sources.stac_client(source).search(
-            method="POST", collections=collections, intersects=mapping(outline),
-            datetime=f"{start.isoformat()}/{end.isoformat()}", limit=source.get("page_size", 100),
-        )
-        for item in search.items():  # pystac-client follows the "next" links page by page
-            if sources.platform_matches(item.properties.get("platform", ""), source.get("platforms")):
-                yield item
+        from pystac_client.exceptions import APIError
+
+        try:
+            search = sources.stac_client(source).search(
+                method="POST", collections=collections, intersects=mapping(outline),
+                datetime=f"{start.isoformat()}/{end.isoformat()}", limit=source.get("page_size", 100),
+            )
+            for item in search.items():  # pystac-client follows the "next" links page by page
+                if sources.platform_matches(item.properties.get("platform", ""), source.get("platforms")):
+                    yield item
+        except APIError as error:  # retries exhausted, or an answer that is not STAC
+            raise QueryError(f"source url = {source['url']!r}: the STAC API search failed "
+                             f"(after up to {source.get('max_retries', 5)} retries): {_reason(error)}") from None
     else:
         raise ValueError(f"source.type {kind!r} is not queryable; expected 'stac_static' or 'stac_api'")
+
+
+class QueryError(RuntimeError):
+    """A STAC search that could not be completed; the message names the API and the reason."""
+
+
+def _reason(error: Exception) -> str:
+    """The useful part of a requests/urllib3 error: 'too many 503 error responses', 'Connection refused'…"""
+    text = str(error)
+    m = re.search(r"ResponseError\('([^']+)'\)", text) or re.search(r"(\[Errno \d+\] [^\"')]+)", text)
+    return m.group(1) if m else text.splitlines()[0][:200]
 
 
 def cloud_over_glacier(cloud_href: str, outline: BaseGeometry, cloud_classes: Iterable[int] | dict) -> tuple[float, float]:

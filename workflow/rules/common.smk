@@ -63,6 +63,17 @@ def glacier_files(w):
     return [g[k] for k in ("outline", "stable_ground") if g.get(k)]
 
 
+def query_inputs(w):
+    """Local files the query reads: the geometry, and a static catalogue when there is one."""
+    source = glacier_source(w)
+    inputs = {"geometry": glacier_files(w)}
+    if source["type"] in ("demo", "stac_static") and "://" not in source["catalog"]:
+        inputs["catalog"] = source["catalog"]
+    elif source["type"] == "local_files":
+        inputs["catalog"] = f"results/{w.glacier}/local_catalog/catalog.json"
+    return inputs
+
+
 def pairs_table(glacier):
     """The chosen pairs of a glacier (available once its select_pairs checkpoint ran)."""
     path = checkpoints.select_pairs.get(glacier=glacier).output[0]
