@@ -244,3 +244,24 @@ def test_requester_pays_without_credentials_is_refused_naming_the_source(tmp_pat
     with pytest.raises(ConfigError, match=r"sources\.landsat: access = 's3_requester_pays'.*AWS_ACCESS_KEY_ID"):
         check_source({"type": "stac_api", "preset": "usgs_landsat_c2l1"}, "sources.landsat")
     check_source({"type": "stac_api", "preset": "planetary_computer_landsat"}, "sources.pc")  # needs none
+
+
+def test_cloud_band_that_misses_the_glacier_counts_as_not_observed(tmp_path):
+    from icetrack.query import cloud_over_glacier
+
+    band = write_cog(tmp_path / "scl.tif", np.full((64, 64), 9, np.uint8), Affine(20, 0, X0, 0, -20, Y0), CRS, 0)
+    far = glacier_outline(20.0, (0, 10), (500, 520))  # 10 km east of the raster's data
+    assert cloud_over_glacier(str(band), far, [9]) == (1.0, 0.0)
+    assert cloud_over_glacier(str(band), glacier_outline(20.0, (10, 20), (10, 20)), [9]) == (1.0, 1.0)
+
+
+def test_gdal_options_per_access(monkeypatch):
+    from icetrack.sources import PRESETS, gdal_options
+
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    usgs = gdal_options(PRESETS["usgs_landsat_c2l1"])
+    assert usgs["AWS_REQUEST_PAYER"] == "requester" and usgs["AWS_REGION"] == "us-west-2"
+    assert not any(k.startswith("AWS_") for k in gdal_options(PRESETS["earth_search_s2"]))
+    assert int(usgs["GDAL_HTTP_MAX_RETRY"]) > 0  # GDAL's own default is no retry
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    assert "AWS_REGION" not in gdal_options(PRESETS["usgs_landsat_c2l1"])  # the environment's region is used

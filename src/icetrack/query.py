@@ -100,7 +100,10 @@ def cloud_over_glacier(cloud_href: str, outline: BaseGeometry, cloud_classes: It
     with rasterio.open(cloud_href) as src:
         local = reproject_geometry(outline, "EPSG:4326", src.crs)
         window = covering_window(local.bounds, src.transform)
-        window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        try:
+            window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        except rasterio.errors.WindowError:  # footprint meets the outline, the raster's data extent does not
+            return 1.0, 0.0
         classes = src.read(1, window=window)
         inside = ~geometry_mask([mapping(local)], classes.shape, src.window_transform(window))
         nodata = src.nodata if src.nodata is not None else 0

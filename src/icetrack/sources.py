@@ -77,6 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "scale": 2.0e-5,  # OLI L1 REFLECTANCE_MULT_BAND_8 / ADD_BAND_8: TOA reflectance, no sun angle
         "offset": -0.1,
         "access": "s3_requester_pays",
+        "aws_region": "us-west-2",  # where usgs-landsat lives: requests are signed for it
     },
     # Landsat 8/9 Collection 2 Level-2 surface reflectance (30 m) on Planetary Computer: no
     # account needed, asset hrefs are signed with a short-lived SAS token per collection.
@@ -231,6 +232,8 @@ def gdal_options(source: dict) -> dict[str, str]:
     }
     if source.get("access") == "s3_requester_pays":
         options["AWS_REQUEST_PAYER"] = "requester"
+        if source.get("aws_region") and not os.environ.get("AWS_REGION"):  # the environment's choice wins
+            options["AWS_REGION"] = source["aws_region"]
     return options
 
 
