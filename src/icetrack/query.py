@@ -59,6 +59,8 @@ def iter_items(source: dict, outline: BaseGeometry, start: date, end: date) -> I
                 continue
             if item.datetime is None or not (start <= item.datetime.date() <= end):
                 continue
+            if not sources.platform_matches(item.properties.get("platform", ""), source.get("platforms")):
+                continue
             yield item
     elif kind == "stac_api":
         from pystac_client.exceptions import APIError
