@@ -82,6 +82,10 @@ def s2_items(base_url: str, files: dict[str, Path], root: Path) -> tuple[list[di
     items.append(earth_search_s2_item("S2A_18FXK_20240301_0_L2A", when(3, 1), epsg=EPSG, nir=nir,
                                       scl=(url(files["clear"]), scl_t, (SCL_SIZE, SCL_SIZE)), cloud_cover=1.0,
                                       collection="sentinel-2-l2a"))
+    broken = earth_search_s2_item("S2A_T18FXK_20240320T143751_L2A", when(3, 20), epsg=EPSG, nir=nir,
+                                  scl=(url(files["clear"]), scl_t, (SCL_SIZE, SCL_SIZE)), cloud_cover=1.0)
+    broken["assets"] = {"coastal": broken["assets"]["nir"]}  # published without its bands (earth-search#36)
+    items.append(broken)
     return items, expected
 
 
@@ -107,7 +111,8 @@ def test_earth_search_s2_paged_search_and_cloud_over_glacier(tmp_path, nginx, st
     assert (scenes["scale"] == 0.0001).all() and (scenes["offset"] == -0.1).all()
     assert all(h.endswith("B08.tif") for h in scenes["href"])
 
-    # Paging: 7 matches at 2 per page = 4 POST searches, each keeping the glacier's geometry.
+    # Paging: 8 matches (one without its bands, skipped) at 2 per page = 4 POST searches, each
+    # keeping the glacier's geometry.
     searches = api.proxy.searches()
     print(f"{len(searches)} POST searches for {len(scenes)} scenes at page_size 2")
     assert len(searches) == 4
@@ -135,7 +140,7 @@ def test_post_search_is_retried_on_503_and_429(tmp_path, nginx, stac_api):
     api.proxy.fail_next(2, 503)
     assert len(query_scenes(source, outline, START, END)) == len(expected)
     statuses = [s.status for s in api.proxy.searches()]
-    assert statuses == [503, 503, 200, 200], statuses  # first page tried 3 times, then page 2
+    assert statuses == [503, 503, 200, 200], statuses  # first page tried 3 times, then page 2 (8 items)
 
     api.proxy.requests.clear()
     api.proxy.fail_next(1, 429)
@@ -148,6 +153,8 @@ def test_post_search_is_retried_on_503_and_429(tmp_path, nginx, stac_api):
     api.proxy.fail_next(0)
     with pytest.raises(QueryError, match="Connection refused"):
         query_scenes({**source, "url": "http://127.0.0.1:9", "max_retries": 0}, outline, START, END)
+    with pytest.raises(KeyError, match="no asset 'B08' \\(source.band_asset\\)"):  # a wrong band name is no archive gap
+        query_scenes({**source, "band_asset": "B08"}, outline, START, END)
 
 
 # ---------------------------------------------------------------- Landsat: QA_PIXEL bit flags

@@ -9,6 +9,7 @@ flags such as QA_PIXEL) read only inside the glacier window.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime
 from typing import Iterable
@@ -23,6 +24,8 @@ from shapely.geometry.base import BaseGeometry
 from . import sources
 from .grid import reproject_geometry
 from .rasters import covering_window
+
+log = logging.getLogger(__name__)
 
 # Source types read as a static catalogue: the demo's, a user's own, or one the
 # local_catalog rule writes for local files.
@@ -150,11 +153,13 @@ def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date) ->
     source = resolved_source(source)
     band, cloud_band = source["band_asset"], source.get("cloud_asset")
     rule = sources.cloud_rule(source)
-    rows = []
+    rows, incomplete = [], []
     with sources.reading(source):
         for item in iter_items(source, outline, start, end):
-            if band not in item.assets:
-                raise KeyError(f"item {item.id} has no asset {band!r} (source.band_asset); it has {sorted(item.assets)}")
+            if band not in item.assets:  # archives publish some items without all assets (earth-search#36)
+                incomplete.append(f"item {item.id} has no asset {band!r} (source.band_asset); it has {sorted(item.assets)}")
+                log.warning("skipped: %s", incomplete[-1])
+                continue
             href = sources.asset_href(item.assets[band], source)
             cloud_href = (sources.asset_href(item.assets[cloud_band], source)
                           if cloud_band and cloud_band in item.assets else "")
@@ -177,4 +182,6 @@ def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date) ->
                 offset=source.get("offset", 0.0) if offset is None else offset,
                 href=href, cloud_href=cloud_href,
             ))
+    if incomplete and not rows:  # no item has the band: the band name is wrong, not the archive
+        raise KeyError(incomplete[0])
     return pd.DataFrame(rows, columns=SCENE_COLUMNS).sort_values(["datetime", "id"]).reset_index(drop=True)
