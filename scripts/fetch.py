@@ -2,6 +2,7 @@ import time
 
 import numpy as np
 
+from icetrack import sources
 from icetrack.fetch import fetch_date
 from icetrack.grid import Grid
 from icetrack.query import resolved_source
@@ -12,8 +13,11 @@ log = start_logging(snakemake)
 grid = Grid.from_json(snakemake.input.grid)
 scenes, source = snakemake.params.scenes, resolved_source(snakemake.params.source)
 t0 = time.time()
-with progress(len(scenes["hrefs"]), f"fetch {snakemake.wildcards.date}", "scene") as bar:
-    image = fetch_date(scenes["hrefs"], scenes["cloud_hrefs"], grid, source.get("cloud_classes", []),
+# Signed (Planetary Computer) or /vsis3/ (requester-pays) paths are made here, at read time.
+hrefs = [sources.readable_href(h, source) for h in scenes["hrefs"]]
+cloud_hrefs = [sources.readable_href(h, source) for h in scenes["cloud_hrefs"]]
+with sources.reading(source), progress(len(hrefs), f"fetch {snakemake.wildcards.date}", "scene") as bar:
+    image = fetch_date(hrefs, cloud_hrefs, grid, sources.cloud_values(source),
                        snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0),
                        progress=bar.update)
 write_geotiff(snakemake.output[0], image, grid.transform, grid.crs, descriptions=[source.get("band_asset", "band")],

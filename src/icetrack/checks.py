@@ -209,10 +209,18 @@ def check_crs(value: str, field: str) -> None:
 
 
 def check_source(source: dict, field: str) -> None:
-    """A source's local files: catalogue present, images readable and georeferenced."""
+    """A source's local files (catalogue present, images readable and georeferenced) and,
+    for requester-pays archives, credentials in the environment."""
+    from .sources import resolve_source, s3_credentials_present
+
     kind = source["type"]
     if kind == "stac_static" and "://" not in source.get("catalog", ""):
         check_readable(source["catalog"], f"{field}.catalog")
+    if kind == "stac_api" and resolve_source(source).get("access") == "s3_requester_pays" and not s3_credentials_present():
+        raise ConfigError(f"{field}: access = 's3_requester_pays' (preset {source.get('preset', '-')!r}) reads a "
+                          "requester-pays bucket but no AWS credentials are in the environment; expected "
+                          "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to be set, or preset "
+                          "'planetary_computer_landsat', which needs none")
     if kind != "local_files":
         return
     seen: dict[str, int] = {}

@@ -22,6 +22,7 @@ envvars:
 
 from icetrack.checks import prepare
 from icetrack.config import ConfigError, effective
+from icetrack.sources import resolve_source
 
 
 configfile: "config/config.yaml"
@@ -46,7 +47,8 @@ def block(name):
 
 
 def glacier_source(w):
-    return config["sources"][GLACIERS[w.glacier]["source"]]
+    """The glacier's source with its preset filled in (icetrack.sources): rules record the values."""
+    return resolve_source(config["sources"][GLACIERS[w.glacier]["source"]])
 
 
 def glacier_geometry(w):
@@ -59,6 +61,17 @@ def glacier_files(w):
     """Local files a glacier's rules read (outline, stable ground)."""
     g = GLACIERS[w.glacier]
     return [g[k] for k in ("outline", "stable_ground") if g.get(k)]
+
+
+def query_inputs(w):
+    """Local files the query reads: the geometry, and a static catalogue when there is one."""
+    source = glacier_source(w)
+    inputs = {"geometry": glacier_files(w)}
+    if source["type"] in ("demo", "stac_static") and "://" not in source["catalog"]:
+        inputs["catalog"] = source["catalog"]
+    elif source["type"] == "local_files":
+        inputs["catalog"] = f"results/{w.glacier}/local_catalog/catalog.json"
+    return inputs
 
 
 def pairs_table(glacier):

@@ -33,16 +33,6 @@ rule local_catalog:
         "../../scripts/local_catalog.py"
 
 
-def query_inputs(w):
-    source = glacier_source(w)
-    inputs = {"geometry": glacier_files(w)}
-    if source["type"] in ("demo", "stac_static") and "://" not in source["catalog"]:
-        inputs["catalog"] = source["catalog"]
-    elif source["type"] == "local_files":
-        inputs["catalog"] = f"results/{w.glacier}/local_catalog/catalog.json"
-    return inputs
-
-
 rule query:
     input:
         unpack(query_inputs),
