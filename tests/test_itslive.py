@@ -1,0 +1,167 @@
+"""ITS_LIVE reference layer: a small cube (Zarr) and annual mosaics (COG) in the real ITS_LIVE
+layouts, served by a real nginx on loopback and read over HTTP by the product.
+
+Each test puts a known field in, and checks the same numbers come out on the right grid
+cells, in m/yr and in the grid's CRS, and that only a small part of the data set was fetched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from pyproj import Transformer
+
+from icetrack import itslive
+from icetrack.grid import Grid
+from icetrack.rasters import xy_coords
+from icetrack.timeseries import Point
+from itslive_data import CELL_M, cube_field, true_to_map_axes, write_catalog, write_cube, write_mosaics
+
+CUBE_EPSG = 32718  # UTM 18 S (Patagonia), as the catalogue's own example cube
+X0, Y0 = 450_060.0, 4_440_060.0  # centre of the cube's south-west cell, m
+MOSAIC_REGION = "RGI05A"  # Greenland periphery
+JAKOBSHAVN = (-49.6, 69.17)  # lon, lat
+
+
+def cube_grid() -> Grid:
+    """A 3 × 2.4 km, 40 m glacier grid in the cube's CRS, well inside the cube (12 × 12 km)."""
+    return Grid(crs=f"EPSG:{CUBE_EPSG}", x_min=X0 + 4_000, y_max=Y0 + 8_000, resolution_m=40.0, width=75, height=60)
+
+
+@pytest.fixture
+def served_cube(tmp_path, nginx):
+    cube = write_cube(tmp_path, CUBE_EPSG, X0, Y0)
+    server = nginx(tmp_path)
+    url = server.href(cube["relative"])
+    far = (X0 + 300_000, Y0, X0 + 400_000, Y0 + 100_000)  # another cube, elsewhere
+    here = (X0 - CELL_M / 2, Y0 - CELL_M / 2, X0 + 12_000, Y0 + 12_000)
+    write_catalog(tmp_path, [(server.href("datacubes/v02/TEST/far.zarr"), CUBE_EPSG, far), (url, CUBE_EPSG, here)])
+    return server, cube, url
+
+
+def test_catalogue_finds_the_cube_covering_the_glacier(served_cube):
+    server, cube, url = served_cube
+    lon, lat = itslive.grid_centre_lonlat(cube_grid())
+    assert itslive.find_cube_url(server.href("datacubes/catalog_v02.json"), lon, lat) == url
+    with pytest.raises(ValueError, match="no ITS_LIVE cube covers lon 10.0000, lat 10.0000"):
+        itslive.find_cube_url(server.href("datacubes/catalog_v02.json"), 10.0, 10.0)
+
+
+def test_cube_window_median_lands_on_the_grid_cells(served_cube):
+    server, cube, url = served_cube
+    grid = cube_grid()
+    server.clear_log()
+    window = itslive.load_cube_window(url, grid, "2020-01-01", "2020-12-31", max_dt_days=120)
+    layer = itslive.cube_reference(window, grid)
+
+    # Only the five 2020 short pairs are used, in date order.
+    assert list(pd.to_datetime(window["mid_date"].values).strftime("%Y-%m-%d")) == [
+        "2020-01-15", "2020-02-01", "2020-03-10", "2020-05-20", "2020-06-30"]
+    np.testing.assert_allclose(window["date_dt"].values, [24, 16, 32, 48, 16])
+    # Known field in, same numbers out: bilinear resampling of a linear field is exact.
+    x, y = xy_coords(grid.transform, (grid.height, grid.width))
+    xx, yy = np.meshgrid(x, y)
+    vx_true, vy_true = cube_field(xx, yy, X0, Y0)
+    np.testing.assert_allclose(layer.vx, vx_true, atol=0.01)
+    np.testing.assert_allclose(layer.vy, vy_true, atol=0.01)
+    np.testing.assert_allclose(layer.v, np.hypot(vx_true, vy_true), atol=0.6)  # median of int16-rounded speeds
+    assert layer.vx.dtype == np.float32 and np.isfinite(layer.vx).all()
+    assert layer.attrs["reference_pairs"] == "5" and layer.attrs["reference_crs"] == f"EPSG:{CUBE_EPSG}"
+
+    # Bytes: the window's chunks only, a small part of the velocity data.
+    log = server.log()
+    fetched = sum(line.body_bytes for line in log if line.status in (200, 206))
+    total = sum(p.stat().st_size for p in cube["path"].rglob("*") if p.is_file())
+    chunk_reads = [line for line in log if "/vx/" in line.path]
+    print(f"\ncube: {len(log)} requests, {fetched} of {total} bytes ({100 * fetched / total:.1f} %), "
+          f"{len(chunk_reads)} of 100 vx chunks")
+    assert all(line.status in (200, 206, 404) for line in log)
+    assert 0 < len(chunk_reads) <= 16  # the 3 × 2.4 km window + margin spans at most 4 × 4 of the 10 × 10 chunks
+    assert fetched < 0.25 * total
+
+
+def test_cube_series_at_points_and_geotiffs(served_cube, tmp_path):
+    server, cube, url = served_cube
+    grid = cube_grid()
+    window = itslive.load_cube_window(url, grid, "2020-01-01", "2020-12-31", max_dt_days=120)
+    # A point inside cube cell (col 40, row 60 from the south), within the glacier window.
+    cx, cy = X0 + 40 * CELL_M, Y0 + 60 * CELL_M
+    lon, lat = Transformer.from_crs(CUBE_EPSG, 4326, always_xy=True).transform(cx + 20, cy - 30)
+    series = itslive.cube_point_series(window, [Point("trunk", lon, lat), Point("away", 10.0, 10.0)])
+    vx_true, vy_true = cube_field(cx, cy, X0, Y0)
+    assert set(series["point"]) == {"trunk"} and len(series) == 5
+    np.testing.assert_allclose(sorted(series["vx"] - vx_true), [-20, -10, 0, 10, 20])
+    np.testing.assert_allclose(series["vy"], vy_true)
+    assert (series["date_start"] < series["mid_date"]).all() and (series["mid_date"] < series["date_end"]).all()
+
+    layer = itslive.cube_reference(window, grid)
+    outputs = {name: tmp_path / f"itslive_{name}.tif" for name in ("vx", "vy", "v")}
+    itslive.write_reference(layer, outputs)
+    with rasterio.open(outputs["vx"]) as src:
+        assert src.crs.to_epsg() == CUBE_EPSG and src.transform == grid.transform
+        assert src.units == ("m/yr",) and src.tags()["reference_pairs"] == "5"
+        assert src.overviews(1)  # a COG
+        np.testing.assert_allclose(src.read(1), layer.vx)
+
+
+def test_a_cube_in_other_units_is_refused(tmp_path, nginx):
+    cube = write_cube(tmp_path, CUBE_EPSG, X0, Y0, size=20)
+    import zarr
+
+    group = zarr.open_group(str(cube["path"]), mode="r+", zarr_format=2)
+    group["vx"].attrs["units"] = "m/d"
+    zarr.consolidate_metadata(str(cube["path"]), zarr_format=2)
+    server = nginx(tmp_path)
+    grid = Grid(crs=f"EPSG:{CUBE_EPSG}", x_min=X0 + 500, y_max=Y0 + 1500, resolution_m=40.0, width=10, height=10)
+    with pytest.raises(ValueError, match=r"'vx': units = 'm/d'; expected a velocity in m/yr"):
+        itslive.load_cube_window(server.href(cube["relative"]), grid, "2020-01-01", "2020-12-31")
+
+
+def jakobshavn_grid() -> Grid:
+    """A 3 km, 40 m grid in UTM 22 N centred on Jakobshavn Isbræ (the mosaics are in EPSG:3413)."""
+    x, y = Transformer.from_crs(4326, 32622, always_xy=True).transform(*JAKOBSHAVN)
+    return Grid(crs="EPSG:32622", x_min=float(np.floor(x / 40) * 40 - 1500), y_max=float(np.floor(y / 40) * 40 + 1500),
+                resolution_m=40.0, width=75, height=75)
+
+
+def test_annual_mosaics_rotated_into_the_grid_axes(tmp_path, nginx):
+    east, north = 300.0, -400.0  # m/yr, uniform: Jakobshavn flows west-south-west, here made simple
+    mosaics = write_mosaics(tmp_path, MOSAIC_REGION, {2018: (east, north), 2019: (east + 20, north)}, JAKOBSHAVN)
+    server = nginx(tmp_path)
+    template = server.url + "/velocity_mosaic/v2/annual/cog/ITS_LIVE_velocity_120m_{region}_{year}_v02_{variable}.tif"
+    grid = jakobshavn_grid()
+    server.clear_log()
+    layers = {year: itslive.read_mosaic_year(template, MOSAIC_REGION, year, grid) for year in (2018, 2019)}
+    mean = itslive.mean_of_years(layers)
+
+    # Stored along the polar-stereographic axes, read back along the UTM grid's x/y axes
+    # (which differ from true east/north by the UTM meridian convergence, ~1.3° here).
+    xx, yy = np.meshgrid(*xy_coords(grid.transform, (grid.height, grid.width)))
+    for layer, e in ((layers[2018], east), (mean, east + 10)):
+        want_x, want_y = true_to_map_axes(e, north, 32622, xx, yy)
+        np.testing.assert_allclose(layer.vx, want_x, atol=0.2)
+        np.testing.assert_allclose(layer.vy, want_y, atol=0.2)
+        np.testing.assert_allclose(layer.v, np.hypot(e, north), atol=0.2)
+    # Without the rotation x would be off by tens of m/yr here (3413's axes are ~5° from UTM's).
+    stored = rasterio.open(mosaics["files"][(2018, "vx")]).read(1)
+    assert abs(float(np.nanmedian(stored)) - float(np.median(want_x))) > 20
+    assert mean.attrs["reference_years"] == "2018,2019" and mean.attrs["reference_crs"] == "EPSG:3413"
+
+    fetched = server.bytes_served()
+    total = sum(p.stat().st_size for p in mosaics["folder"].glob("*_2018_*.tif")) * 2
+    print(f"\nmosaics: {len(server.log())} requests, {fetched} of {total} bytes ({100 * fetched / total:.1f} %)")
+    assert fetched < 0.25 * total
+
+    series = itslive.layer_point_series(layers, [Point("trunk", *JAKOBSHAVN)])
+    assert list(series["mid_date"]) == ["2018-07-02", "2019-07-02"]
+    np.testing.assert_allclose(series["v"], [500.0, np.hypot(320, 400)], atol=0.5)
+
+
+def test_missing_mosaic_year_names_its_url(tmp_path, nginx):
+    write_mosaics(tmp_path, MOSAIC_REGION, {2018: (300.0, -400.0)}, JAKOBSHAVN, size=300)
+    server = nginx(tmp_path)
+    template = server.url + "/velocity_mosaic/v2/annual/cog/ITS_LIVE_velocity_120m_{region}_{year}_v02_{variable}.tif"
+    with pytest.raises(ValueError, match=r"ITS_LIVE_velocity_120m_RGI05A_2017_v02_vx\.tif cannot be read"):
+        itslive.read_mosaic_year(template, MOSAIC_REGION, 2017, jakobshavn_grid())
