@@ -390,3 +390,48 @@ def write_reference(layer: ReferenceLayer, outputs: dict[str, str]) -> None:
         write_geotiff(path, getattr(layer, name), layer.grid.transform, layer.grid.crs,
                       descriptions=[f"ITS_LIVE {GEOTIFF_BANDS[name]}"], units="m/yr",
                       tags={**layer.attrs, "variable": name})
+
+
+def build_reference(config: dict, grid: Grid, start: str, end: str, points) -> tuple[ReferenceLayer, pd.DataFrame]:  # noqa: ANN001
+    """The reference maps and the point series the ``reference:`` config block asks for.
+
+    ``itslive_cube``: the cube of ``cube_url`` (or the catalogue's cube covering the grid
+    centre), pairs centred in [start, end] with ``min_dt_days`` ≤ dt ≤ ``max_dt_days``;
+    ``itslive_mosaic``: the annual mosaics of ``region`` for ``years`` (default: the years
+    of [start, end]). Raises ValueError naming the field for an incomplete block.
+    """
+    source, resampling = config["source"], config.get("resampling", "bilinear")
+    if source == "itslive_cube":
+        url = config.get("cube_url") or find_cube_url(config["catalog"], *grid_centre_lonlat(grid))
+        window = load_cube_window(url, grid, start, end, config.get("min_dt_days", 0), config.get("max_dt_days", 1e9))
+        return cube_reference(window, grid, resampling), cube_point_series(window, points)
+    if source == "itslive_mosaic":
+        region = config.get("region", "")
+        if not region:
+            raise ValueError("reference.region = '': expected the ITS_LIVE (RGI) region of the glacier's mosaics, "
+                             "e.g. RGI05A")
+        years = list(config.get("years") or years_between(start, end))
+        layers = {year: read_mosaic_year(config["mosaic_url"], region, year, grid, resampling) for year in years}
+        return mean_of_years(layers), layer_point_series(layers, points)
+    raise ValueError(f"reference.source = {source!r}: expected itslive_cube or itslive_mosaic")
+
+
+def comparison_stats(ours: np.ndarray, reference: np.ndarray, glacier: np.ndarray, stable: np.ndarray) -> dict:
+    """Our speed against the reference speed (m/yr) on the same cells, over the glacier and
+    over stable ground: count, median and NMAD of ours − reference, RMSE, and Pearson's r."""
+    from .postprocess import nmad
+
+    out = {"units": "m/yr", "difference": "icetrack - reference"}
+    for name, where in (("glacier", glacier), ("stable_ground", stable), ("all", np.ones_like(glacier, bool))):
+        both = where & np.isfinite(ours) & np.isfinite(reference)
+        d = (ours - reference)[both]
+        n = int(both.sum())
+        out[name] = {
+            "points": n,
+            "median_difference_m_per_yr": float(np.median(d)) if n else None,
+            "nmad_difference_m_per_yr": float(nmad(d)) if n else None,
+            "rmse_m_per_yr": float(np.sqrt(np.mean(d**2))) if n else None,
+            "correlation": float(np.corrcoef(ours[both], reference[both])[0, 1]) if n > 2 and np.std(reference[both]) > 0
+            and np.std(ours[both]) > 0 else None,
+        }
+    return out
