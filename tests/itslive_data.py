@@ -33,22 +33,25 @@ def cube_field(x: np.ndarray, y: np.ndarray, x0: float, y0: float) -> tuple[np.n
     return vx, vy
 
 
-def write_cube(root: Path, epsg: int, x0: float, y0: float, size: int = 100, chunk: int = 10) -> dict:
-    """A ``size``² cube of 120 m cells whose first cell centre is (x0, y0 + (size-1)·120), y descending.
+def write_cube(root: Path, epsg: int, x0: float, y0: float, size: int = 100, chunk: int = 10, year: int = 2020,
+               fields: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """A ``size``² cube of 120 m cells whose south-west cell centre is (x0, y0), y descending.
 
-    Layers (``mid_date`` deliberately unsorted, as in real cubes): 5 pairs in 2020 with
+    The flow is :func:`cube_field` or ``fields`` (vx, vy on the cube cells, north row first).
+    Layers (``mid_date`` deliberately unsorted, as in real cubes): 5 pairs in ``year`` with
     dt 16–48 days and offsets −20, −10, 0, +10, +20 m/yr on vx (median = the field); one
-    2020 pair with dt 400 days and +900 m/yr (excluded by max_dt_days); one 2018 pair with
-    +900 m/yr (outside the dates). One 2020 pair has a missing (−32767) cell.
+    pair that year with dt 400 days and +900 m/yr (excluded by max_dt_days); one pair two
+    years before with +900 m/yr (outside the dates). One pair has a missing (−32767) cell.
     Returns what the tests need to know.
     """
     x = x0 + CELL_M * np.arange(size)
     y = (y0 + CELL_M * (size - 1)) - CELL_M * np.arange(size)
     xx, yy = np.meshgrid(x, y)
-    vx, vy = cube_field(xx, yy, x0, y0)
+    vx, vy = fields if fields is not None else cube_field(xx, yy, x0, y0)
     layers = [  # (mid_date, dt days, vx offset)
-        ("2020-03-10", 32, 10.0), ("2018-06-01", 16, 900.0), ("2020-02-01", 16, -20.0), ("2020-05-20", 48, 0.0),
-        ("2020-04-01", 400, 900.0), ("2020-01-15", 24, 20.0), ("2020-06-30", 16, -10.0),
+        (f"{year}-03-10", 32, 10.0), (f"{year - 2}-06-01", 16, 900.0), (f"{year}-02-01", 16, -20.0),
+        (f"{year}-05-20", 48, 0.0), (f"{year}-04-01", 400, 900.0), (f"{year}-01-15", 24, 20.0),
+        (f"{year}-06-30", 16, -10.0),
     ]
     mid = pd.to_datetime([m for m, _, _ in layers])
     dt = np.array([d for _, d, _ in layers], np.float32)
