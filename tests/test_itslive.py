@@ -229,3 +229,25 @@ def test_workflow_with_an_itslive_cube_reference(demo_run, tmp_path, nginx):
     (work / "reference2.yaml").write_text((work / "reference.yaml").read_text() + "  max_dt_days: 60\n")
     planned = planned_rules(snakemake(work, "-n", "--configfile", "reference2.yaml", "--quiet", "rules"))
     assert planned == {"reference": 1, "figure_reference": n_pairs, "timeseries": 1, "all": 1}, planned
+
+
+def test_reference_values_sit_beside_the_pairs_they_overlap(tmp_path):
+    from icetrack.timeseries import attach_reference, read_reference
+
+    ours = pd.DataFrame({"point": ["trunk", "trunk", "rock"], "mid_date": ["2024-01-25", "2024-03-05", "2024-01-25"],
+                         "acquisition_date_img1": ["2024-01-05", "2024-02-14", "2024-01-05"],
+                         "acquisition_date_img2": ["2024-02-14", "2024-03-25", "2024-02-14"],
+                         "v": [220.0, 225.0, 1.0]})
+    csv = tmp_path / "itslive_points.csv"
+    pd.DataFrame({  # two cube pairs centred in our first pair, one in the second; a mosaic year for rock
+        "point": ["trunk", "trunk", "trunk", "trunk", "rock"],
+        "mid_date": ["2024-01-15", "2024-02-01", "2024-03-10", "2023-06-01", "2024-07-02"],
+        "date_start": ["2024-01-03", "2024-01-24", "2024-02-23", "2023-05-20", "2024-01-01"],
+        "date_end": ["2024-01-27", "2024-02-09", "2024-03-26", "2023-06-13", "2024-12-31"],
+        "v": [210.0, 230.0, 250.0, 999.0, 3.0], "v_error": [10.0, 20.0, 30.0, 1.0, 5.0],
+    }).to_csv(csv, index=False)
+    out = attach_reference(ours, read_reference(csv, []))
+    assert out["reference_count"].tolist() == [2, 1, 1]
+    np.testing.assert_allclose(out["reference_v"], [220.0, 250.0, 3.0])
+    np.testing.assert_allclose(out["reference_v_error"], [15.0, 30.0, 5.0])
+    assert attach_reference(ours, None)["reference_count"].eq(0).all()
