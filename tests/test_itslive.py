@@ -119,6 +119,14 @@ def test_a_cube_in_other_units_is_refused(tmp_path, nginx):
         itslive.load_cube_window(server.href(cube["relative"]), grid, "2020-01-01", "2020-12-31")
 
 
+def test_a_missing_cube_names_its_url(tmp_path, nginx):
+    server = nginx(tmp_path)
+    url = server.href("datacubes/v02/TEST/ITS_LIVE_vel_EPSG32718_G0120_X0_Y0.zarr")
+    with pytest.raises(ValueError, match=r"ITS_LIVE cube http://127\.0\.0\.1:\d+/datacubes/v02/TEST/"
+                       r"ITS_LIVE_vel_EPSG32718_G0120_X0_Y0\.zarr cannot be opened"):
+        itslive.open_cube(url)
+
+
 def jakobshavn_grid() -> Grid:
     """A 3 km, 40 m grid in UTM 22 N centred on Jakobshavn Isbræ (the mosaics are in EPSG:3413)."""
     x, y = Transformer.from_crs(4326, 32622, always_xy=True).transform(*JAKOBSHAVN)

@@ -143,9 +143,13 @@ def open_cube(url: str) -> xr.Dataset:
     """The cube, lazily: only its metadata is read here (consolidated ``.zmetadata`` when present)."""
     kwargs = dict(engine="zarr", chunks=None, decode_timedelta=False, mask_and_scale=True)
     try:
-        return xr.open_dataset(url, consolidated=True, **kwargs)
-    except (KeyError, FileNotFoundError, ValueError):
-        return xr.open_dataset(url, consolidated=False, **kwargs)
+        try:
+            return xr.open_dataset(url, consolidated=True, **kwargs)
+        except (KeyError, FileNotFoundError):  # no .zmetadata: read the per-array metadata
+            return xr.open_dataset(url, consolidated=False, **kwargs)
+    except (OSError, KeyError, ValueError) as error:  # 404, refused, timeout, not a Zarr store
+        detail = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise ValueError(f"reference: ITS_LIVE cube {url} cannot be opened as a Zarr store ({detail})") from None
 
 
 def cube_crs(cube: xr.Dataset) -> CRS:
@@ -176,11 +180,17 @@ def cube_window(cube: xr.Dataset, grid: Grid, margin_cells: int = 2) -> xr.Datas
 
 
 def date_dt_days(cube: xr.Dataset) -> np.ndarray:
-    """``date_dt`` in days, whether stored as float days or decoded as timedelta64."""
+    """``date_dt`` in days, whether decoded as timedelta64 or stored as numbers with a CF
+    time unit (ITS_LIVE: ``units = "days"``)."""
     dt = cube["date_dt"].values
     if np.issubdtype(dt.dtype, np.timedelta64):
         return dt / np.timedelta64(1, "D")
-    return dt.astype(np.float64)
+    units = str(cube["date_dt"].attrs.get("units", "days")).strip().lower()
+    per_day = {"days": 1.0, "day": 1.0, "d": 1.0, "hours": 24.0, "seconds": 86400.0, "s": 86400.0,
+               "milliseconds": 86400e3, "microseconds": 86400e6, "nanoseconds": 86400e9}
+    if units not in per_day:
+        raise ValueError(f"ITS_LIVE variable 'date_dt': units = {units!r}; expected a time span such as 'days'")
+    return dt.astype(np.float64) / per_day[units]
 
 
 def select_layers(cube: xr.Dataset, start: str, end: str, min_dt_days: float = 0, max_dt_days: float = 1e9) -> np.ndarray:
@@ -386,14 +396,17 @@ def years_between(start: str, end: str) -> list[int]:
 
 def write_reference(layer: ReferenceLayer, outputs: dict[str, str]) -> None:
     """One float32 Cloud-Optimised GeoTIFF (m/yr, NaN nodata) per variable named in ``outputs``
-    (``vx``, ``vy``, ``v``, ``v_error``), tagged with what was read."""
+    (``vx``, ``vy``, ``v``, ``v_error``), tagged with what was read (URLs without their query
+    strings, which may hold tokens) and the icetrack version."""
+    from . import __version__
     from .export import GEOTIFF_BANDS
+    from .provenance import redact
     from .rasters import write_geotiff
 
     for name, path in outputs.items():
         write_geotiff(path, getattr(layer, name), layer.grid.transform, layer.grid.crs,
                       descriptions=[f"ITS_LIVE {GEOTIFF_BANDS[name]}"], units="m/yr",
-                      tags={**layer.attrs, "variable": name})
+                      tags={**redact(layer.attrs), "variable": name, "icetrack_version": __version__})
 
 
 def build_reference(config: dict, grid: Grid, start: str, end: str, points) -> tuple[ReferenceLayer, pd.DataFrame]:  # noqa: ANN001
