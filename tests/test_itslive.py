@@ -259,3 +259,18 @@ def test_reference_values_sit_beside_the_pairs_they_overlap(tmp_path):
     np.testing.assert_allclose(out["reference_v"], [220.0, 250.0, 3.0])
     np.testing.assert_allclose(out["reference_v_error"], [15.0, 30.0, 5.0])
     assert attach_reference(ours, None)["reference_count"].eq(0).all()
+
+
+def test_mosaic_config_block_reads_the_glacier_years(tmp_path, nginx):
+    write_mosaics(tmp_path, MOSAIC_REGION, {2018: (300.0, -400.0), 2019: (340.0, -400.0)}, JAKOBSHAVN, size=300)
+    server = nginx(tmp_path)
+    config = {"source": "itslive_mosaic", "region": MOSAIC_REGION, "years": [], "resampling": "bilinear",
+              "mosaic_url": server.url + "/velocity_mosaic/v2/annual/cog/"
+                            "ITS_LIVE_velocity_120m_{region}_{year}_v02_{variable}.tif"}
+    layer, series = itslive.build_reference(config, jakobshavn_grid(), "2018-05-01", "2019-09-30",
+                                            [Point("trunk", *JAKOBSHAVN)])
+    assert layer.attrs["reference_years"] == "2018,2019"  # the years of the glacier's dates
+    np.testing.assert_allclose(layer.v, np.hypot(320, 400), atol=0.5)
+    assert series["v"].round(0).tolist() == [500.0, round(float(np.hypot(340, 400)))]
+    with pytest.raises(ValueError, match="reference.region = ''"):
+        itslive.build_reference({**config, "region": ""}, jakobshavn_grid(), "2018-05-01", "2019-09-30", [])
