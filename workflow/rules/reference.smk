@@ -14,6 +14,8 @@ rule reference:
         reference=block("reference"),
         dates=lambda w: {k: GLACIERS[w.glacier][k] for k in ("start_date", "end_date")},
         points=lambda w: GLACIERS[w.glacier].get("points", ""),
+    # Reads over the network: a transient failure (timeout, 5xx) is worth another try.
+    retries: 2
     log:
         "logs/{glacier}/reference.log",
     benchmark:
