@@ -7,16 +7,23 @@ cells, in m/yr and in the grid's CRS, and that only a small part of the data set
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import yaml
+import zarr
 from pyproj import Transformer
+from rasterio.warp import Resampling, reproject
 
+from conftest import REPO, copy_finished_run, planned_rules, snakemake
 from icetrack import itslive
+from icetrack.config import ConfigError, validate
 from icetrack.grid import Grid
 from icetrack.rasters import xy_coords
-from icetrack.timeseries import Point
+from icetrack.timeseries import Point, attach_reference, read_reference
 from itslive_data import CELL_M, cube_field, true_to_map_axes, write_catalog, write_cube, write_mosaics
 
 CUBE_EPSG = 32718  # UTM 18 S (Patagonia), as the catalogue's own example cube
@@ -108,8 +115,6 @@ def test_cube_series_at_points_and_geotiffs(served_cube, tmp_path):
 
 def test_a_cube_in_other_units_is_refused(tmp_path, nginx):
     cube = write_cube(tmp_path, CUBE_EPSG, X0, Y0, size=20)
-    import zarr
-
     group = zarr.open_group(str(cube["path"]), mode="r+", zarr_format=2)
     group["vx"].attrs["units"] = "m/d"
     zarr.consolidate_metadata(str(cube["path"]), zarr_format=2)
@@ -179,12 +184,6 @@ def test_workflow_with_an_itslive_cube_reference(demo_run, tmp_path, nginx):
     """The demo run, then a config with `reference: itslive_cube` whose catalogue and cube
     (the demo's true field at 120 m) are served by nginx: only the reference steps and the
     time series run; the maps land on the glacier grid; our speed agrees with the reference."""
-    import json
-
-    from rasterio.warp import reproject
-
-    from conftest import copy_finished_run, planned_rules, snakemake
-
     work = copy_finished_run(demo_run, tmp_path)
     grid = Grid.from_json(work / "results/demo/grid.json")
     # A cube in the grid's CRS covering the grid plus 2 km, holding the true field averaged on 120 m cells.
@@ -198,7 +197,7 @@ def test_workflow_with_an_itslive_cube_reference(demo_run, tmp_path, nginx):
         with rasterio.open(work / "resources/demo" / name) as src:
             out = np.full((size, size), np.nan, np.float32)
             reproject(src.read(1), out, src_transform=src.transform, src_crs=src.crs, dst_transform=cell.transform,
-                      dst_crs=cell.crs, dst_nodata=np.nan, resampling=rasterio.enums.Resampling.average)
+                      dst_crs=cell.crs, dst_nodata=np.nan, resampling=Resampling.average)
             fields.append(np.nan_to_num(out, nan=0.0))  # outside the demo scene: still rock
     data = tmp_path / "its-live-data"
     epsg = int(grid.crs.split(":")[1])
@@ -240,8 +239,6 @@ def test_workflow_with_an_itslive_cube_reference(demo_run, tmp_path, nginx):
 
 
 def test_reference_values_sit_beside_the_pairs_they_overlap(tmp_path):
-    from icetrack.timeseries import attach_reference, read_reference
-
     ours = pd.DataFrame({"point": ["trunk", "trunk", "rock"], "mid_date": ["2024-01-25", "2024-03-05", "2024-01-25"],
                          "acquisition_date_img1": ["2024-01-05", "2024-02-14", "2024-01-05"],
                          "acquisition_date_img2": ["2024-02-14", "2024-03-25", "2024-02-14"],
@@ -274,3 +271,16 @@ def test_mosaic_config_block_reads_the_glacier_years(tmp_path, nginx):
     assert series["v"].round(0).tolist() == [500.0, round(float(np.hypot(340, 400)))]
     with pytest.raises(ValueError, match="reference.region = ''"):
         itslive.build_reference({**config, "region": ""}, jakobshavn_grid(), "2018-05-01", "2019-09-30", [])
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"source": "itslive_mosaic"}, "config.reference.region = \"\": '' does not match '^RGI[0-9]{2}A$'"),
+    ({"source": "itslive_cube", "max_dt_days": 0}, "config.reference.max_dt_days = 0: 0 is less than or equal to the minimum"),
+    ({"source": "its_live"}, "config.reference.source = \"its_live\": 'its_live' is not one of"),
+])
+def test_bad_reference_blocks_are_refused_in_one_line(block, message):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["reference"] = block
+    with pytest.raises(ConfigError) as error:
+        validate(config, REPO / "workflow/schemas/config.schema.yaml")
+    assert message in str(error.value) and "\n" not in str(error.value)

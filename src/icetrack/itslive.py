@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import rasterio
 import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
@@ -37,8 +39,14 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from shapely.geometry import Point as ShapelyPoint
 from shapely.geometry import shape
 
+from . import __version__
+from .export import GEOTIFF_BANDS
 from .fetch import reproject_to_grid
 from .grid import Grid
+from .postprocess import nmad
+from .provenance import redact
+from .rasters import write_geotiff, xy_coords
+from .timeseries import points_xy
 
 ITSLIVE_ROOT = "https://its-live-data.s3.amazonaws.com"
 CUBE_CATALOG_URL = f"{ITSLIVE_ROOT}/datacubes/catalog_v02.json"
@@ -92,8 +100,6 @@ def rotate_to_grid(vx: np.ndarray, vy: np.ndarray, src_crs: str | CRS, grid: Gri
     src, dst = CRS.from_user_input(src_crs), CRS.from_user_input(grid.crs)
     if src == dst:
         return vx, vy
-    from .rasters import xy_coords
-
     xs, ys = np.meshgrid(*xy_coords(grid.transform, (grid.height, grid.width)))
     to_src = Transformer.from_crs(dst, src, always_xy=True)
     to_dst = Transformer.from_crs(src, dst, always_xy=True)
@@ -268,8 +274,6 @@ def cube_reference(window: xr.Dataset, grid: Grid, resampling: str = "bilinear")
     median of the pairs' own 1σ errors (not reduced by the pair count: neighbouring pairs
     share images, so their errors are not independent).
     """
-    import warnings
-
     _, transform, flip = _window_transform(window)
     fields = {}
     for name in ("vx", "vy", "v_error"):
@@ -337,8 +341,6 @@ def read_mosaic_year(template: str, region: str, year: int, grid: Grid, resampli
     Each COG is read through GDAL's HTTP range requests for the glacier window only
     (``icetrack.fetch.reproject_to_grid``); a file that cannot be read is an error naming its URL.
     """
-    import rasterio
-
     fields, crs = {}, None
     with rasterio.Env(**GDAL_HTTP_OPTIONS, AWS_NO_SIGN_REQUEST="YES"):
         for name, url in mosaic_urls(template, region, year).items():
@@ -361,8 +363,6 @@ def read_mosaic_year(template: str, region: str, year: int, grid: Grid, resampli
 
 def mean_of_years(layers: dict[int, ReferenceLayer]) -> ReferenceLayer:
     """Pixel-wise mean (NaN-aware) of annual layers; ``v`` is the mean of the annual speeds."""
-    import warnings
-
     def mean(name: str) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
@@ -378,8 +378,6 @@ def mean_of_years(layers: dict[int, ReferenceLayer]) -> ReferenceLayer:
 def layer_point_series(layers: dict[int, ReferenceLayer], points) -> pd.DataFrame:  # noqa: ANN001 - timeseries.Point
     """One row per point and year: the annual mosaic's value in the grid cell containing the
     point, dated at mid-year and valid for the whole calendar year (``date_start``–``date_end``)."""
-    from .timeseries import points_xy
-
     rows = []
     for year, layer in layers.items():
         inv = ~layer.grid.transform
@@ -403,11 +401,6 @@ def write_reference(layer: ReferenceLayer, outputs: dict[str, str]) -> None:
     """One float32 Cloud-Optimised GeoTIFF (m/yr, NaN nodata) per variable named in ``outputs``
     (``vx``, ``vy``, ``v``, ``v_error``), tagged with what was read (URLs without their query
     strings, which may hold tokens) and the icetrack version."""
-    from . import __version__
-    from .export import GEOTIFF_BANDS
-    from .provenance import redact
-    from .rasters import write_geotiff
-
     for name, path in outputs.items():
         write_geotiff(path, getattr(layer, name), layer.grid.transform, layer.grid.crs,
                       descriptions=[f"ITS_LIVE {GEOTIFF_BANDS[name]}"], units="m/yr",
@@ -441,8 +434,6 @@ def build_reference(config: dict, grid: Grid, start: str, end: str, points) -> t
 def comparison_stats(ours: np.ndarray, reference: np.ndarray, glacier: np.ndarray, stable: np.ndarray) -> dict:
     """Our speed against the reference speed (m/yr) on the same cells, over the glacier and
     over stable ground: count, median and NMAD of ours − reference, RMSE, and Pearson's r."""
-    from .postprocess import nmad
-
     out = {"units": "m/yr", "difference": "icetrack - reference"}
     for name, where in (("glacier", glacier), ("stable_ground", stable), ("all", np.ones_like(glacier, bool))):
         both = where & np.isfinite(ours) & np.isfinite(reference)
