@@ -54,6 +54,8 @@ def test_catalogue_finds_the_cube_covering_the_glacier(served_cube):
     assert itslive.find_cube_url(server.href("datacubes/catalog_v02.json"), lon, lat) == url
     with pytest.raises(ValueError, match="no ITS_LIVE cube covers lon 10.0000, lat 10.0000"):
         itslive.find_cube_url(server.href("datacubes/catalog_v02.json"), 10.0, 10.0)
+    with pytest.raises(ValueError, match=r"reference.catalog = 'http://127.0.0.1:\d+/nope.json': cannot be read"):
+        itslive.find_cube_url(server.href("nope.json"), lon, lat)
 
 
 def test_cube_window_median_lands_on_the_grid_cells(served_cube):

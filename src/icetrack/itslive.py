@@ -127,8 +127,12 @@ def find_cube_url(catalog_url: str, lon: float, lat: float) -> str:
     """``zarr_url`` of the ITS_LIVE cube whose footprint contains (lon, lat), from the cube
     catalogue GeoJSON (a URL or a path). Cubes flagged ``datacube_exist = 0`` are skipped;
     when footprints overlap, the one with the most ice (``roi_percent_coverage``) wins."""
-    text = Path(catalog_url).read_text() if "://" not in catalog_url else _http_text(catalog_url)
-    catalog = json.loads(text)
+    try:
+        text = Path(catalog_url).read_text() if "://" not in catalog_url else _http_text(catalog_url)
+        catalog = json.loads(text)
+    except (OSError, ValueError) as error:  # unreachable, 404, not JSON
+        raise ValueError(f"reference.catalog = {catalog_url!r}: cannot be read as the ITS_LIVE cube catalogue "
+                         f"(GeoJSON) ({str(error).splitlines()[0][:160]})") from None
     here = ShapelyPoint(lon, lat)
     hits = []
     for feature in catalog.get("features", []):
