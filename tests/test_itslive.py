@@ -115,6 +115,12 @@ def test_cube_series_at_points_and_geotiffs(served_cube, tmp_path):
         np.testing.assert_allclose(src.read(1), layer.vx)
 
 
+def test_no_pair_in_the_dates_is_one_line(served_cube):
+    server, cube, url = served_cube
+    with pytest.raises(ValueError, match=r"no image pair centred within 2030-01-01–2030-12-31 with 0 ≤ date_dt ≤ 120"):
+        itslive.load_cube_window(url, cube_grid(), "2030-01-01", "2030-12-31", max_dt_days=120)
+
+
 def test_a_cube_in_other_units_is_refused(tmp_path, nginx):
     cube = write_cube(tmp_path, CUBE_EPSG, X0, Y0, size=20)
     group = zarr.open_group(str(cube["path"]), mode="r+", zarr_format=2)
