@@ -188,6 +188,7 @@ def test_missing_mosaic_year_names_its_url(tmp_path, nginx):
         itslive.read_mosaic_year(template, MOSAIC_REGION, 2017, jakobshavn_grid())
 
 
+@pytest.mark.workflow
 def test_workflow_with_an_itslive_cube_reference(demo_run, tmp_path, nginx):
     """The demo run, then a config with `reference: itslive_cube` whose catalogue and cube
     (the demo's true field at 120 m) are served by nginx: only the reference steps and the
