@@ -293,3 +293,20 @@ def test_bad_reference_blocks_are_refused_in_one_line(block, message):
     with pytest.raises(ConfigError) as error:
         validate(config, REPO / "workflow/schemas/config.schema.yaml")
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_interpolated_axis_rotation_matches_the_exact_one(monkeypatch):
+    """The rotation is computed every 500 m and interpolated: on a 10 m, 8 km grid from
+    EPSG:3413 to UTM 22 N, a 5000 m/yr vector comes out as with the exact per-pixel rotation."""
+    x, y = Transformer.from_crs(4326, 32622, always_xy=True).transform(*JAKOBSHAVN)
+    grid = Grid(crs="EPSG:32622", x_min=float(np.floor(x) - 4000), y_max=float(np.floor(y) + 4000),
+                resolution_m=10.0, width=800, height=800)
+    vx = np.full((800, 800), 3000.0, np.float32)
+    vy = np.full((800, 800), -4000.0, np.float32)
+    fast = itslive.rotate_to_grid(vx, vy, "EPSG:3413", grid)
+    monkeypatch.setattr(itslive, "ROTATION_SPACING_M", 1.0)  # every pixel
+    exact = itslive.rotate_to_grid(vx, vy, "EPSG:3413", grid)
+    for a, b in zip(fast, exact):
+        np.testing.assert_allclose(a, b, atol=1e-2)  # m/yr, for 5000 m/yr
+    np.testing.assert_allclose(np.hypot(*fast), 5000.0, rtol=1e-6)
+    assert abs(float(np.median(fast[0])) - 3000.0) > 100  # the axes really differ (~5°)
