@@ -88,6 +88,7 @@ def test_cube_window_median_lands_on_the_grid_cells(served_cube):
           f"{len(chunk_reads)} of 100 vx chunks")
     assert all(line.status in (200, 206, 404) for line in log)
     assert 0 < len(chunk_reads) <= 16  # the 3 × 2.4 km window + margin spans at most 4 × 4 of the 10 × 10 chunks
+    assert not [line for line in log if "/v/" in line.path]  # v is hypot(vx, vy): never fetched
     assert fetched < 0.25 * total
 
 
