@@ -14,6 +14,7 @@ include: "workflow/rules/kernel_params.smk"
 include: "workflow/rules/filter.smk"
 include: "workflow/rules/track.smk"
 include: "workflow/rules/postprocess.smk"
+include: "workflow/rules/reference.smk"
 include: "workflow/rules/export.smk"
 
 

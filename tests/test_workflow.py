@@ -1,7 +1,6 @@
 """The whole workflow on the embedded demo: accuracy against the true field, and re-runs."""
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,7 @@ import rasterio
 import xarray as xr
 from rasterio.warp import Resampling, reproject
 
-from conftest import copy_workflow, planned_rules, snakemake
+from conftest import copy_finished_run, planned_rules, snakemake
 from icetrack.evaluate import sample_truth
 from icetrack.export import transform_of
 
@@ -77,18 +76,7 @@ def test_demo_accuracy_against_true_field(demo_run):
 
 
 def test_rerun_schedules_nothing_then_only_tracking_onward(demo_run, tmp_path):
-    work = copy_workflow(tmp_path)
-    shutil.copytree(demo_run / "results", work / "results")
-    shutil.copytree(demo_run / "resources", work / "resources")
-    shutil.copytree(demo_run / ".snakemake", work / ".snakemake", ignore=shutil.ignore_patterns("conda*", "log"))
-    # Copying gives new mtimes in directory order: restore them as they were.
-    import os
-
-    for sub in ("results", "resources"):
-        for src in (demo_run / sub).rglob("*"):
-            dst = work / sub / src.relative_to(demo_run / sub)
-            st = src.stat()
-            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    work = copy_finished_run(demo_run, tmp_path)
     assert planned_rules(snakemake(work, "-n", "--quiet", "rules")) == {}
 
     config = (work / "config/config.yaml").read_text().replace("chip_px: 32", "chip_px: 40")

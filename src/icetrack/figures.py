@@ -124,8 +124,9 @@ def quality_panel(path: str | Path, vx: np.ndarray, vy: np.ndarray, reject_reaso
 def timeseries_plot(path: str | Path, series, reference=None, title: str = "") -> None:  # noqa: ANN001 - DataFrames
     """Speed (m/yr) against date, one panel per point; each pair is drawn at its centre date
     with its ±1σ error bar and a horizontal bar spanning its two acquisition dates.
-    ``reference`` (columns point, mid_date, v, v_error) is drawn beside ours when given:
-    dated values as open squares, undated ones (a mosaic) as a dashed line."""
+    ``reference`` (columns point, mid_date, v, v_error[, date_start, date_end]) is drawn beside
+    ours when given: dated values as open squares with a bar over the time they stand for,
+    undated ones (sampled from a raster) as a dashed line."""
     import pandas as pd
 
     names = list(dict.fromkeys(series["point"]))
@@ -143,7 +144,11 @@ def timeseries_plot(path: str | Path, series, reference=None, title: str = "") -
             undated = r[r["mid_date"].astype(str).str.len() == 0]
             if len(dated):
                 ax.errorbar(pd.to_datetime(dated["mid_date"]), dated["v"], yerr=dated["v_error"], fmt="s",
-                            mfc="none", color="#d95f02", capsize=3, label="ITS_LIVE reference")
+                            mfc="none", color="#d95f02", capsize=3, label="ITS_LIVE reference (±1σ)")
+                spans = dated[dated["date_start"].astype(str).str.len() > 0] if "date_start" in dated else dated[:0]
+                if len(spans):  # the time each value stands for: an ITS_LIVE pair's images, a mosaic's year
+                    ax.hlines(spans["v"], pd.to_datetime(spans["date_start"]), pd.to_datetime(spans["date_end"]),
+                              color="#d95f02", alpha=0.35, linewidth=2)
             for _, row in undated.iterrows():
                 ax.axhline(row["v"], color="#d95f02", linestyle="--", label="ITS_LIVE reference (mosaic)")
         lon, lat = s["lon"].iloc[0], s["lat"].iloc[0]
@@ -156,4 +161,51 @@ def timeseries_plot(path: str | Path, series, reference=None, title: str = "") -
     fig.autofmt_xdate()
     if title:
         fig.suptitle(title)
+    _save(fig, path)
+
+
+def reference_comparison(path: str | Path, ours: np.ndarray, reference: np.ndarray, glacier: np.ndarray,
+                         stable: np.ndarray, v_transform: Affine, crs: str, stats: dict, reference_name: str,
+                         title: str) -> None:
+    """Our speed against a reference speed (e.g. ITS_LIVE) on the same cells, two panels.
+
+    (a) scatter of our speed against the reference (m/yr), glacier and stable-ground points
+    in two colours, with the 1:1 line and the median and NMAD of the difference; (b) map
+    of the difference ours − reference (m/yr, diverging colours centred on 0) with the
+    glacier outline. ``stats`` is :func:`icetrack.itslive.comparison_stats`.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), constrained_layout=True)
+    ax = axes[0]
+    finite = np.isfinite(ours) & np.isfinite(reference)
+    top = float(np.nanpercentile(np.concatenate([ours[finite], reference[finite]]), 99.5)) if finite.any() else 1.0
+    for mask, label, colour, key in ((glacier, "glacier", "#2c7fb8", "glacier"),
+                                     (stable, "stable ground", "#999999", "stable_ground")):
+        sel = finite & mask
+        s = stats[key]
+        text = (f"{label}: n = {s['points']}, median Δ {s['median_difference_m_per_yr']:+.1f}, "
+                f"NMAD {s['nmad_difference_m_per_yr']:.1f} m/yr" if s["points"] else f"{label}: no common points")
+        ax.scatter(reference[sel], ours[sel], s=6, alpha=0.5, color=colour, label=text)
+    ax.plot([0, top], [0, top], color="k", linewidth=0.8, label="1:1")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"{reference_name} speed (m/yr)")
+    ax.set_ylabel("icetrack speed (m/yr)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("(a) speed, icetrack against the reference")
+
+    ax = axes[1]
+    diff = ours - reference
+    lim = float(np.nanpercentile(np.abs(diff), 98)) if np.isfinite(diff).any() else 1.0
+    im = ax.imshow(diff, cmap="RdBu_r", vmin=-max(lim, 1e-3), vmax=max(lim, 1e-3),
+                   extent=_extent(v_transform, diff.shape), interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="icetrack − reference speed (m/yr)", shrink=0.85)
+    if glacier.any():
+        x = (v_transform.c + v_transform.a * (np.arange(diff.shape[1]) + 0.5)) / 1e3
+        y = (v_transform.f + v_transform.e * (np.arange(diff.shape[0]) + 0.5)) / 1e3
+        ax.contour(x, y, glacier.astype(float), levels=[0.5], colors="k", linewidths=1.0)
+    ax.set_xlabel(f"easting (km, {crs})")
+    ax.set_ylabel(f"northing (km, {crs})")
+    ax.set_title("(b) difference map (glacier outline in black)")
+    fig.suptitle(title)
     _save(fig, path)

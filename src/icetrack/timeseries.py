@@ -20,6 +20,9 @@ from pyproj import CRS, Transformer
 
 TIMESERIES_COLUMNS = ["point", "lon", "lat", "x", "y", "mid_date", "acquisition_date_img1", "acquisition_date_img2",
                       "date_dt_days", "v", "v_error", "vx", "vy", "pair"]
+# A reference series: m/yr; dates ISO or "" (undated, e.g. sampled from a raster); the
+# optional validity interval date_start–date_end (an annual mosaic's year, an ITS_LIVE pair's images).
+REFERENCE_COLUMNS = ["point", "mid_date", "v", "v_error", "date_start", "date_end"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def sample_cube(cube: xr.Dataset, points: list[Point]) -> pd.DataFrame:
 
 
 def read_reference(path: str | Path | None, points: list[Point]) -> pd.DataFrame | None:
-    """An optional reference series (columns ``point, mid_date, v, v_error``, m/yr), or None.
+    """An optional reference series (:data:`REFERENCE_COLUMNS`, m/yr), or None.
 
     A CSV is read as is (``date`` is accepted for ``mid_date``); a raster (GeoTIFF or
     NetCDF readable by GDAL, band 1 = speed in m/yr, optional band 2 = its error) gives
@@ -107,16 +110,44 @@ def read_reference(path: str | Path | None, points: list[Point]) -> pd.DataFrame
         if missing:
             raise ValueError(f"reference {path}: missing column(s) {', '.join(sorted(missing))}; "
                              "expected point, mid_date, v[, v_error] (m/yr)")
-        if "v_error" not in ref:
-            ref["v_error"] = np.nan
-        if "mid_date" not in ref:
-            ref["mid_date"] = ""
-        return ref[["point", "mid_date", "v", "v_error"]]
+        for column, empty in (("v_error", np.nan), ("mid_date", ""), ("date_start", ""), ("date_end", "")):
+            if column not in ref:
+                ref[column] = empty
+        return ref[REFERENCE_COLUMNS].fillna({"mid_date": "", "date_start": "", "date_end": ""})
     rows = []
     with rasterio.open(path) as src:
         for p, (x, y) in zip(points, points_xy(points, src.crs.to_string())):
             vals = next(src.sample([(x, y)], masked=True))
             v = float(vals[0]) if not np.ma.is_masked(vals[0]) else np.nan
             err = float(vals[1]) if src.count > 1 and not np.ma.is_masked(vals[1]) else np.nan
-            rows.append({"point": p.name, "mid_date": "", "v": v, "v_error": err})
-    return pd.DataFrame(rows, columns=["point", "mid_date", "v", "v_error"])
+            rows.append({"point": p.name, "mid_date": "", "v": v, "v_error": err, "date_start": "", "date_end": ""})
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def attach_reference(series: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
+    """``series`` with the reference beside each of our rows: ``reference_v``,
+    ``reference_v_error`` (medians, m/yr) and ``reference_count``, over the reference values
+    of the same point that overlap our pair in time — centred between our two images, or
+    valid (``date_start``–``date_end``, e.g. an annual mosaic's year) at our centre date.
+    Undated values (a raster) apply to every row. No reference: the columns are NaN / 0.
+    """
+    out = series.copy()
+    out["reference_v"], out["reference_v_error"], out["reference_count"] = np.nan, np.nan, 0
+    if reference is None or reference.empty:
+        return out
+    ref = reference.copy()
+    day = lambda col: pd.to_datetime(ref[col].replace("", None), errors="coerce")  # noqa: E731
+    mid, start, end = day("mid_date"), day("date_start"), day("date_end")
+    for i, row in out.iterrows():
+        d1, d2, centre = (pd.Timestamp(row[c]) for c in ("acquisition_date_img1", "acquisition_date_img2", "mid_date"))
+        same = ref["point"] == row["point"]
+        undated = mid.isna()
+        centred = (mid >= d1) & (mid <= d2)
+        covering = (start <= centre) & (end >= centre)
+        hit = ref[same & (undated | centred | covering)]
+        if len(hit):
+            out.loc[i, ["reference_v", "reference_v_error", "reference_count"]] = [
+                float(np.nanmedian(hit["v"])), float(np.nanmedian(hit["v_error"])) if hit["v_error"].notna().any()
+                else np.nan, len(hit)]
+    out["reference_count"] = out["reference_count"].astype(int)
+    return out

@@ -101,6 +101,7 @@ def all_outputs(wildcards):
             out += [f"results/{gid}/timeseries.csv", f"results/{gid}/timeseries.png"]
         for pair in pairs_table(gid)["pair"]:
             out += [f"results/{gid}/{pair}/{name}" for name in PAIR_OUTPUTS]
+        out += reference_outputs(gid, pairs_table(gid)["pair"])  # reference.smk; none unless configured
     return out
 
 
@@ -125,3 +126,29 @@ def pair_provenance(w):
     ids = lambda d: sorted(scenes.loc[scenes["date"] == d, "id"])  # noqa: E731
     ref, sec = w.pair.split("_")
     return {"config": redact(blocks), "scene_ids_img1": ids(ref), "scene_ids_img2": ids(sec)}
+
+
+# The optional ITS_LIVE reference (rules in reference.smk).
+def reference_on(glacier):
+    return effective(config, GLACIERS[glacier], "reference")["source"] != "none"
+
+
+REFERENCE_MAPS = ["reference/itslive_vx.tif", "reference/itslive_vy.tif", "reference/itslive_v.tif"]
+
+
+def reference_outputs(glacier, pairs):
+    """What `all` asks of a glacier's reference: its maps and one comparison figure per pair."""
+    if not reference_on(glacier):
+        return []
+    return [f"results/{glacier}/{name}" for name in REFERENCE_MAPS] + [
+        f"results/{glacier}/{pair}/reference_comparison.png" for pair in pairs
+    ]
+
+
+def timeseries_reference(w):
+    """The time series' reference: the ITS_LIVE point series when configured, else the
+    glacier table's `reference` column (a CSV or raster), else none."""
+    if reference_on(w.glacier):
+        return {"reference": f"results/{w.glacier}/reference/itslive_points.csv"}
+    path = GLACIERS[w.glacier].get("reference")
+    return {"reference": path} if path else {}

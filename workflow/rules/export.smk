@@ -73,8 +73,8 @@ rule cube:
 
 rule timeseries:
     input:
-        # optional reference series (CSV or raster, e.g. ITS_LIVE), from the glacier table's `reference` column
-        unpack(lambda w: {"reference": GLACIERS[w.glacier]["reference"]} if GLACIERS[w.glacier].get("reference") else {}),
+        # optional reference series: ITS_LIVE (reference: block) or the glacier table's `reference` column
+        unpack(timeseries_reference),
         cube="results/{glacier}/cube.nc",
     output:
         csv="results/{glacier}/timeseries.csv",
