@@ -27,6 +27,7 @@ rule fetch:
         scenes=scenes_of_date,
         source=glacier_source,
         grid=block("grid"),
+        fetch=block("fetch"),
     log:
         "logs/{glacier}/fetch/{date}.log",
     benchmark:
