@@ -16,7 +16,8 @@ path ends with ``path_suffix``, default any) misbehave:
 
 ``rate_bytes_per_s`` throttles every body (to kill a client mid-transfer). ``log()``
 lists every request with its ``Range``, status, body bytes really written and the fault
-applied, like the nginx fixture's access log.
+applied, like the nginx fixture's access log; ``max_active`` is the most requests it
+served at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Request:
     status: int
     body_bytes: int
     fault: str = ""
+    started_s: float = 0.0  # time.monotonic() when the request arrived and when its answer ended
+    ended_s: float = 0.0
 
 
 @dataclass
@@ -63,6 +66,8 @@ class FaultServer:
         self._log: list[Request] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._active = 0
+        self.max_active = 0  # most requests served at the same time so far
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -100,6 +105,13 @@ class FaultServer:
         with self._lock:
             self._log.clear()
 
+    def wait_for_requests(self, n: int, timeout_s: float = 10.0) -> list[Request]:
+        """The log once it holds ``n`` requests (a handler records after its last byte left)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.log()) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.log()
+
     def bytes_served(self, path_suffix: str = "") -> int:
         return sum(r.body_bytes for r in self.log() if r.path.endswith(path_suffix))
 
@@ -118,6 +130,11 @@ class FaultServer:
         with self._lock:
             self._log.append(request)
 
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self._active += delta
+            self.max_active = max(self.max_active, self._active)
+
 
 def _handler_for(server: FaultServer):
     class Handler(BaseHTTPRequestHandler):
@@ -135,14 +152,17 @@ def _handler_for(server: FaultServer):
         def _serve(self, head: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             rng = self.headers.get("Range", "")
-            record = Request(self.command, path, rng, 0, 0)
+            record = Request(self.command, path, rng, 0, 0, started_s=time.monotonic())
             fault = server._take_fault(path)
             record.fault = fault.kind if fault else ""
+            server._count(+1)
             try:
                 self._answer(path, rng, head, fault, record)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
             finally:
+                record.ended_s = time.monotonic()
+                server._count(-1)
                 server._record(record)
 
         def _answer(self, path: str, rng: str, head: bool, fault: _Fault | None, record: Request) -> None:
@@ -207,7 +227,7 @@ def _handler_for(server: FaultServer):
                 send = opts["after_bytes"]
             with open(file, "rb") as f:
                 f.seek(start)
-                record.body_bytes = self._send_body(f, send)
+                self._send_body(f, send, record)
             if fault and fault.kind == "reset":
                 self._reset()
             elif fault:  # truncate / lie_length: the connection ends where the lie shows
@@ -215,20 +235,19 @@ def _handler_for(server: FaultServer):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_WR)
 
-        def _send_body(self, f, n: int) -> int:
-            sent = 0
+        def _send_body(self, f, n: int, record: Request) -> None:
+            """Write ``n`` bytes of ``f``, counting in ``record`` what the socket accepted (also if it breaks)."""
             t0 = time.monotonic()
-            while sent < n and not server._stopping.is_set():
-                piece = f.read(min(PIECE, n - sent))
+            while record.body_bytes < n and not server._stopping.is_set():
+                piece = f.read(min(PIECE, n - record.body_bytes))
                 if not piece:
                     break
                 self.wfile.write(piece)
-                sent += len(piece)
+                record.body_bytes += len(piece)
                 if server.rate_bytes_per_s:
-                    ahead = sent / server.rate_bytes_per_s - (time.monotonic() - t0)
+                    ahead = record.body_bytes / server.rate_bytes_per_s - (time.monotonic() - t0)
                     if ahead > 0:
                         time.sleep(ahead)
-            return sent
 
         def _reset(self) -> None:
             """Abort the connection with a TCP RST (SO_LINGER 0), as a crashed proxy does."""
