@@ -98,8 +98,9 @@ class FaultServer:
             self._faults.clear()
 
     def log(self) -> list[Request]:
+        """Requests answered so far, in the order they arrived."""
         with self._lock:
-            return list(self._log)
+            return sorted(self._log, key=lambda r: r.started_s)
 
     def clear_log(self) -> None:
         with self._lock:

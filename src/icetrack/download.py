@@ -214,7 +214,11 @@ def _one_request(session: requests.Session, url: str, partial: Path, headers: di
                     out.flush()  # what was received survives a kill of this process
                     if progress:
                         progress(len(block))
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+    except requests.exceptions.ChunkedEncodingError:  # the body ended before its Content-Length
+        got = partial.stat().st_size if partial.exists() else 0
+        raise _Transient(f"body truncated: the connection closed before byte {server_total or '?'} "
+                         f"({got} bytes kept)") from None
+    except (requests.ConnectionError, requests.Timeout) as e:
         raise _Transient(_short(e)) from None
     got = partial.stat().st_size if partial.exists() else 0
     if server_total is None:
