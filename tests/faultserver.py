@@ -3,7 +3,8 @@
 ``FaultServer(root)`` serves the folder ``root`` (GET and HEAD, single ``Range``
 requests answered with 206 + ``Content-Range``, keep-alive) from a thread of the test
 process. ``server.inject(kind, times=N, **options)`` makes the next N requests (whose
-path ends with ``path_suffix``, default any) misbehave:
+path ends with ``path_suffix`` and whose method is ``method``, default any; after
+letting ``skip`` of them through) misbehave:
 
 ==============  ==========================================================================
 ``status``      answer ``code`` (default 500) with a short body; ``retry_after`` adds the header
@@ -53,6 +54,8 @@ class _Fault:
     kind: str
     times: int
     path_suffix: str
+    method: str
+    skip: int
     options: dict = field(default_factory=dict)
 
 
@@ -86,12 +89,14 @@ class FaultServer:
     def href(self, relative: str | Path) -> str:
         return f"{self.url}/{Path(relative).as_posix().lstrip('/')}"
 
-    def inject(self, kind: str, times: int = 1, path_suffix: str = "", **options) -> None:
-        """Misbehave as ``kind`` for the next ``times`` matching requests (queued after earlier faults)."""
+    def inject(self, kind: str, times: int = 1, path_suffix: str = "", method: str = "", skip: int = 0,
+               **options) -> None:
+        """Misbehave as ``kind`` for ``times`` requests whose path ends with ``path_suffix`` (and whose
+        method is ``method``, if given), after letting the first ``skip`` of them through."""
         if kind not in ("status", "hang", "reset", "truncate", "lie_length"):
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
-            self._faults.append(_Fault(kind, times, path_suffix, options))
+            self._faults.append(_Fault(kind, times, path_suffix, method.upper(), skip, options))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -117,10 +122,13 @@ class FaultServer:
         return sum(r.body_bytes for r in self.log() if r.path.endswith(path_suffix))
 
     # -- used by the handler --
-    def _take_fault(self, path: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if path.endswith(fault.path_suffix):
+                if path.endswith(fault.path_suffix) and fault.method in ("", method):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -154,7 +162,7 @@ def _handler_for(server: FaultServer):
             path = unquote(urlsplit(self.path).path)
             rng = self.headers.get("Range", "")
             record = Request(self.command, path, rng, 0, 0, started_s=time.monotonic())
-            fault = server._take_fault(path)
+            fault = server._take_fault(self.command, path)
             record.fault = fault.kind if fault else ""
             server._count(+1)
             try:

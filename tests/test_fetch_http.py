@@ -105,26 +105,51 @@ def small_cog(tmp_path_factory):
 SMALL_GRID = Grid(crs=CRS, x_min=X0 + 3000, y_max=Y0 - 3000, resolution_m=10.0, width=300, height=300)
 
 
-def test_windowed_read_survives_transient_500s(small_cog):
+# Faults on the requests for image data (the HEAD and the first header GET pass, so that the
+# fault hits a tile read), except the first row, which fails every first request.
+GDAL_TRANSIENT = {
+    "three 500s on the first requests": ("status", 3, {"code": 500}, ""),
+    "503 on a tile read": ("status", 2, {"code": 503, "retry_after": 1}, "GET"),
+    "429 on a tile read": ("status", 1, {"code": 429}, "GET"),
+    "hang past the timeout": ("hang", 1, {"seconds": 3}, "GET"),
+    "reset before the headers": ("reset", 2, {}, "GET"),
+    "reset mid-body": ("reset", 1, {"after_bytes": 1000}, "GET"),
+    "truncated body": ("truncate", 1, {}, "GET"),
+    "Content-Length too large": ("lie_length", 1, {"delta": 100}, "GET"),
+}
+
+
+@pytest.mark.parametrize("kind, times, options, method", GDAL_TRANSIENT.values(), ids=GDAL_TRANSIENT.keys())
+def test_windowed_read_survives_transient_faults(small_cog, kind, times, options, method):
     local = fetch_date([str(small_cog)], [""], SMALL_GRID, [], resampling="nearest")
-    # A fresh server (new port, so GDAL's per-URL cache is cold) failing its first 3 requests.
+    # A fresh server each time: a new port, so GDAL's per-URL block cache is cold.
     with FaultServer(small_cog.parent) as server:
-        server.inject("status", times=3, code=500)
-        remote = fetch_date([server.href(small_cog.name)], [""], SMALL_GRID, [], resampling="nearest", fetch=FETCH)
-        statuses = [r.status for r in server.log()]
-    assert statuses.count(500) == 3 and 206 in statuses
+        server.inject(kind, times=times, method=method, skip=1 if method else 0, **options)
+        remote = fetch_date([server.href(small_cog.name)], [""], SMALL_GRID, [], resampling="nearest",
+                            fetch={**FETCH, "timeout_s": 1})
+        faults = [r.fault for r in server.log() if r.fault]
+    assert len(faults) == times or kind == "hang"  # a hanging request is logged when it gives up
     np.testing.assert_array_equal(remote, local)
 
 
-def test_windowed_read_that_keeps_failing_names_the_href_and_status(small_cog):
+GDAL_PERMANENT = {
+    "503 forever": ("status", {"code": 503}, "", "HTTP 503"),
+    "404 on a tile read": ("status", {"code": 404}, "GET", "HTTP 404"),
+    "resets forever": ("reset", {}, "GET", "HTTP answer"),
+    "truncated forever": ("truncate", {}, "GET", "body cut short"),
+}
+
+
+@pytest.mark.parametrize("kind, options, method, reason", GDAL_PERMANENT.values(), ids=GDAL_PERMANENT.keys())
+def test_windowed_read_that_keeps_failing_is_one_line_naming_the_href(small_cog, kind, options, method, reason):
     with FaultServer(small_cog.parent) as server:
-        server.inject("status", times=1000, code=503)
+        server.inject(kind, times=1000, method=method, skip=1 if method else 0, **options)
         href = server.href(small_cog.name) + "?token=SECRET123"
         with pytest.raises(FetchError) as caught:
             fetch_date([href], [""], SMALL_GRID, [], fetch={**FETCH, "max_retries": 1})
     message = str(caught.value)
-    assert server.href(small_cog.name) in message and "503" in message
-    assert "SECRET123" not in message and "\n" not in message
+    assert message.startswith(f"cannot read {server.href(small_cog.name)} (after 1 retries): ")
+    assert reason in message and "SECRET123" not in message and "\n" not in message
 
 
 def test_plain_http_needs_the_opt_in(small_cog):

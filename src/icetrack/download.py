@@ -146,6 +146,18 @@ def download(url: str, cache_dir: str | os.PathLike, fetch: dict | None = None, 
     return final
 
 
+def http_status(url: str, fetch: dict | None = None) -> str:
+    """What the server answers right now to a one-byte GET of ``url``: "HTTP 206 Partial Content",
+    "HTTP 404 Not Found", or the connection error. For error messages: GDAL does not say."""
+    s = settings(fetch)
+    headers = {"User-Agent": "icetrack", "Range": "bytes=0-0", **auth_headers(s)}
+    try:
+        with requests.get(url, headers=headers, stream=True, timeout=float(s["timeout_s"])) as r:
+            return f"HTTP {r.status_code} {r.reason}".rstrip()
+    except requests.RequestException as e:
+        return _short(e)
+
+
 def _fetch_with_retries(url: str, partial: Path, s: dict, progress: Callable[[int], None] | None) -> int:
     """Fill ``partial`` with the whole body of ``url``; returns the total size the server declared."""
     attempts = int(s["max_retries"]) + 1

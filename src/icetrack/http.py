@@ -10,7 +10,9 @@ strings (signed URLs carry tokens there) and user:password parts.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +57,26 @@ def settings(fetch: dict | None) -> dict[str, Any]:
 def shown(url: str) -> str:
     """``url`` as it may appear in a log or an error: no query string, no user:password."""
     return redact(url) if isinstance(url, str) else url
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`shown` (query strings dropped)."""
+    return _URL.sub(lambda m: shown(m.group(0)), text)
+
+
+class RedactURLs(logging.Filter):
+    """A logging filter for handlers: GDAL's warnings (via rasterio) quote the full signed URL
+    ("HTTP error code: 500 - https://…?X-Amz-Signature=…"); this drops query strings from
+    every record before it reaches a log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "://" in message:
+            record.msg, record.args = redact_urls(message), None
+        return True
 
 
 def is_remote(href: str) -> bool:
@@ -122,6 +144,42 @@ def gdal_options(fetch: dict | None) -> dict[str, str]:
     if token:
         options["GDAL_HTTP_HEADERS"] = f"Authorization: Bearer {token}"
     return options
+
+
+def forget_cached_blocks(href: str) -> bool:
+    """Drop GDAL's cached blocks of the remote ``href`` (``VSICurlPartialClearCache``).
+
+    GDAL keeps what /vsicurl/ received, also a body cut short, for the life of the process:
+    a retry would read the same short block again. rasterio does not expose this GDAL C
+    function, so it is called in the libgdal rasterio loaded. Returns False (nothing done)
+    where that library cannot be found.
+    """
+    clear = _gdal_function("VSICurlPartialClearCache")
+    if clear is None or not is_remote(href):
+        return False
+    clear(("/vsicurl/" + _strip_vsicurl(href)).encode())
+    return True
+
+
+def _gdal_function(name: str):
+    """A C function of the libgdal loaded in this process, or None."""
+    import ctypes
+
+    import rasterio  # noqa: F401 - loads libgdal
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libgdal" in line and line.rstrip().endswith(tuple("0123456789o"))}
+    except OSError:
+        paths = set()
+    for path in sorted(paths):
+        try:
+            function = getattr(ctypes.CDLL(path), name)
+        except (OSError, AttributeError):
+            continue
+        function.argtypes, function.restype = [ctypes.c_char_p], None
+        return function
+    return None
 
 
 def _strip_vsicurl(href: str) -> str:

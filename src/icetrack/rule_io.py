@@ -18,6 +18,10 @@ def start_logging(snakemake) -> logging.Logger:  # noqa: ANN001 - Snakemake's in
         sys.stdout = sys.stderr = stream
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .http import RedactURLs
+
+    for handler in logging.getLogger().handlers:  # signed URLs (tokens) never reach the log
+        handler.addFilter(RedactURLs())
     sys.excepthook = _one_line_for_user_errors
     return logging.getLogger(f"icetrack.{snakemake.rule}")
 
