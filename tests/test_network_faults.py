@@ -129,3 +129,42 @@ def test_plain_http_is_refused_without_the_opt_in(server, tmp_path):
     with pytest.raises(InsecureURLError, match="allow_http"):
         download(server.href("scene.tif"), tmp_path / "cache", {**FETCH, "allow_http": False})
     assert server.log() == []
+
+
+@pytest.mark.parametrize("source, allow_http, refused", [
+    ({"type": "stac_api", "url": "http://stac.example.org/v1"}, False, True),
+    ({"type": "stac_api", "url": "http://stac.example.org/v1"}, True, False),
+    ({"type": "stac_api", "url": "https://earth-search.aws.element84.com/v1"}, False, False),
+    ({"type": "stac_static", "catalog": "ftp://example.org/catalog.json"}, True, True),
+    ({"type": "stac_static", "catalog": "resources/demo/stac/catalog.json"}, False, False),
+])
+def test_source_urls_are_checked_before_any_job(source, allow_http, refused):
+    from icetrack.checks import check_source_urls
+    from icetrack.config import ConfigError
+
+    if not refused:
+        check_source_urls(source, "sources.s", allow_http)
+        return
+    with pytest.raises(ConfigError) as caught:
+        check_source_urls(source, "sources.s", allow_http)
+    message = str(caught.value)
+    assert message.startswith("sources.s.") and "example.org" in message and "\n" not in message
+
+
+def test_gdal_settings_that_matter():
+    from icetrack.http import gdal_options
+
+    options = gdal_options({"max_retries": 4, "retry_delay_s": 0.5, "timeout_s": 30})
+    assert options["GDAL_HTTP_MAX_RETRY"] == "4" and options["GDAL_HTTP_RETRY_DELAY"] == "0.5"
+    assert options["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR" and options["VSI_CACHE"] == "TRUE"
+    assert ".tif" in options["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] and options["GDAL_HTTP_TIMEOUT"] == "30"
+    assert "GDAL_HTTP_HEADERS" not in options  # no token configured
+
+
+def test_the_log_filter_drops_query_strings():
+    from icetrack.http import RedactURLs
+
+    record = logging.LogRecord("rasterio._env", logging.WARNING, __file__, 1,
+                               "HTTP error code: 500 - %s. Retrying", ("https://h/b.tif?X-Amz-Signature=SECRET",), None)
+    assert RedactURLs().filter(record) and record.getMessage().startswith("HTTP error code: 500 - https://h/b.tif")
+    assert "SECRET" not in record.getMessage()
