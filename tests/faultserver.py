@@ -47,6 +47,7 @@ class Request:
     fault: str = ""
     started_s: float = 0.0  # time.monotonic() when the request arrived and when its answer ended
     ended_s: float = 0.0
+    authorization: str = ""  # the request's Authorization header (to check where credentials come from)
 
 
 @dataclass
@@ -161,7 +162,8 @@ def _handler_for(server: FaultServer):
         def _serve(self, head: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             rng = self.headers.get("Range", "")
-            record = Request(self.command, path, rng, 0, 0, started_s=time.monotonic())
+            record = Request(self.command, path, rng, 0, 0, started_s=time.monotonic(),
+                             authorization=self.headers.get("Authorization", ""))
             fault = server._take_fault(self.command, path)
             record.fault = fault.kind if fault else ""
             server._count(+1)

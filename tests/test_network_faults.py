@@ -168,3 +168,39 @@ def test_the_log_filter_drops_query_strings():
                                "HTTP error code: 500 - %s. Retrying", ("https://h/b.tif?X-Amz-Signature=SECRET",), None)
     assert RedactURLs().filter(record) and record.getMessage().startswith("HTTP error code: 500 - https://h/b.tif")
     assert "SECRET" not in record.getMessage()
+
+
+def test_credentials_come_from_the_environment_or_netrc(server, served, tmp_path, monkeypatch):
+    """A bearer token from the variable named by fetch.token_env, or ~/.netrc, reaches the
+    server — through the download cache and through GDAL alike — and nothing else does."""
+    import base64
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from icetrack.fetch import fetch_date
+    from icetrack.grid import Grid
+
+    with rasterio.open(served / "img.tif", "w", driver="COG", width=64, height=64, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500_000, 7_000_000, 10, 10)) as dst:
+        dst.write(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64), 1)
+    grid = Grid(crs="EPSG:32633", x_min=500_100, y_max=6_999_900, resolution_m=10, width=20, height=20)
+    monkeypatch.setenv("ICETRACK_TEST_TOKEN", "tok-123")
+    token = {**FETCH, "token_env": "ICETRACK_TEST_TOKEN"}
+    download(server.href("scene.tif"), tmp_path / "cache", token)
+    fetch_date([server.href("img.tif")], [""], grid, [], fetch=token)
+    assert {r.authorization for r in server.wait_for_requests(2)} == {"Bearer tok-123"}
+
+    server.clear_log()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("machine 127.0.0.1 login alice password s3cret\n")
+    (home / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(home / ".netrc"))
+    download(server.href("scene.tif"), tmp_path / "cache2", FETCH)
+    (served / "img2.tif").write_bytes((served / "img.tif").read_bytes())  # a new URL: GDAL's cache is cold
+    fetch_date([server.href("img2.tif")], [""], grid, [], fetch=FETCH)
+    basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert {r.authorization for r in server.wait_for_requests(2)} == {basic}
