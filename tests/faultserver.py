@@ -15,7 +15,8 @@ letting ``skip`` of them through) misbehave:
                 to the lie if shorter), then close
 ==============  ==========================================================================
 
-``rate_bytes_per_s`` throttles every body (to kill a client mid-transfer). ``log()``
+``rate_bytes_per_s`` throttles every body (to kill a client mid-transfer);
+``ranges=False`` ignores ``Range`` and always sends the whole file (200), as some servers do. ``log()``
 lists every request with its ``Range``, status, body bytes really written and the fault
 applied, like the nginx fixture's access log; ``max_active`` is the most requests it
 served at once.
@@ -63,16 +64,17 @@ class _Fault:
 class FaultServer:
     """A misbehaving file server on ``http://127.0.0.1:<port>/`` (a context manager)."""
 
-    def __init__(self, root: str | Path, rate_bytes_per_s: float | None = None):
+    def __init__(self, root: str | Path, rate_bytes_per_s: float | None = None, ranges: bool = True):
         self.root = Path(root).resolve()
         self.rate_bytes_per_s = rate_bytes_per_s
+        self.ranges = ranges  # False: ignore Range headers and send whole files, as some servers do
         self._faults: list[_Fault] = []
         self._log: list[Request] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._active = 0
         self.max_active = 0  # most requests served at the same time so far
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -112,12 +114,16 @@ class FaultServer:
         with self._lock:
             self._log.clear()
 
-    def wait_for_requests(self, n: int, timeout_s: float = 10.0) -> list[Request]:
-        """The log once it holds ``n`` requests (a handler records after its last byte left)."""
+    def wait_for_requests(self, n: int, path_suffix: str = "", timeout_s: float = 10.0) -> list[Request]:
+        """The log (of paths ending with ``path_suffix``) once it holds ``n`` requests: a handler
+        records a request after its last byte left, so the client can be back first."""
         deadline = time.monotonic() + timeout_s
-        while len(self.log()) < n and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            log = [r for r in self.log() if r.path.endswith(path_suffix)]
+            if len(log) >= n:
+                break
             time.sleep(0.01)
-        return self.log()
+        return log
 
     def bytes_served(self, path_suffix: str = "") -> int:
         return sum(r.body_bytes for r in self.log() if r.path.endswith(path_suffix))
@@ -144,6 +150,15 @@ class FaultServer:
         with self._lock:
             self._active += delta
             self.max_active = max(self.max_active, self._active)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up (GDAL, a killed test process) is expected here, not a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(server: FaultServer):
@@ -206,7 +221,7 @@ def _handler_for(server: FaultServer):
             size = file.stat().st_size
             start, end = 0, size - 1
             status = 200
-            if rng:
+            if rng and server.ranges:
                 parsed = _parse_range(rng, size)
                 if parsed is None:
                     record.status = 416
@@ -222,7 +237,7 @@ def _handler_for(server: FaultServer):
             record.status = status
             self.send_response(status)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Accept-Ranges", "bytes" if server.ranges else "none")
             self.send_header("Content-Length", str(max(declared, 0)))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")

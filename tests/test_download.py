@@ -168,3 +168,34 @@ def test_per_process_connection_limit(tmp_path):
     # between a client's last byte and its server thread's end).
     most = max(sum(r.started_s < t + 0.02 < r.ended_s for r in log) for t in (r.started_s for r in log))
     assert most == 2
+
+
+def test_a_server_without_range_support(tmp_path):
+    """Window reads need Range: one clear error pointing at download mode, without retries.
+    The download cache copes: a resume answered with 200 restarts from byte 0."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from icetrack.fetch import FetchError, fetch_date
+    from icetrack.grid import Grid
+
+    served = tmp_path / "served"
+    served.mkdir()
+    with rasterio.open(served / "img.tif", "w", driver="COG", width=2048, height=2048, count=1, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(500_000, 7_000_000, 10, 10), blocksize=512,
+                       compress="DEFLATE") as dst:
+        dst.write(np.random.default_rng(0).integers(1, 4000, (2048, 2048), dtype=np.uint16), 1)
+    grid = Grid(crs="EPSG:32633", x_min=505_000, y_max=6_995_000, resolution_m=10, width=100, height=100)
+    source = blob(served, "scene.tif", 1_000_000)
+    with FaultServer(served, ranges=False) as server:
+        with pytest.raises(FetchError, match="does not answer HTTP Range requests — read whole files with "
+                                             "fetch.mode: download"):
+            fetch_date([server.href("img.tif")], [""], grid, [], fetch=FETCH)
+        url, cache = server.href("scene.tif"), tmp_path / "cache"
+        final = cache_path(url, cache)
+        final.parent.mkdir(parents=True)
+        final.with_name(final.name + ".partial").write_bytes(source.read_bytes()[:300_000])
+        assert download(url, cache, FETCH).read_bytes() == source.read_bytes()
+        [request] = server.wait_for_requests(1, path_suffix="/scene.tif")
+    assert (request.range, request.status, request.body_bytes) == ("bytes=300000-", 200, 1_000_000)

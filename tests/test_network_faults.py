@@ -157,7 +157,7 @@ def test_gdal_settings_that_matter():
     options = gdal_options({"max_retries": 4, "retry_delay_s": 0.5, "timeout_s": 30})
     assert options["GDAL_HTTP_MAX_RETRY"] == "4" and options["GDAL_HTTP_RETRY_DELAY"] == "0.5"
     assert options["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR" and options["VSI_CACHE"] == "TRUE"
-    assert ".tif" in options["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] and options["GDAL_HTTP_TIMEOUT"] == "30"
+    assert ".tif" in options["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] and options["GDAL_HTTP_LOW_SPEED_TIME"] == "30"
     assert "GDAL_HTTP_HEADERS" not in options  # no token configured
 
 

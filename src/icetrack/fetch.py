@@ -31,6 +31,7 @@ from .rasters import covering_window
 
 
 log = logging.getLogger(__name__)
+NO_RANGES = "Range downloading not supported"  # GDAL's words for a server that answers 200 to a Range request
 
 
 class FetchError(NetworkError):
@@ -62,8 +63,8 @@ def _read_window(href: str, grid: Grid, margin_px: int = 4, fetch: dict | None =
             reason = _gdal_reason(e, href)
             if is_remote(href):
                 reason = f"{_http_outcome(reason, warnings, href if attempt + 1 == attempts else '', s)} — GDAL: {reason}"
-            if attempt + 1 == attempts:
-                retried = f" (after {attempts - 1} retries)" if is_remote(href) else ""
+            if attempt + 1 == attempts or NO_RANGES in reason:  # a server without Range won't change
+                retried = f" (after {attempt} retries)" if is_remote(href) else ""
                 raise FetchError(f"cannot read {shown(href)}{retried}: {reason}") from None
             forget_cached_blocks(href)  # else GDAL would serve the short block again
             delay = min(float(s["retry_delay_s"]) * 2 ** attempt, float(s["max_retry_delay_s"]))
@@ -98,6 +99,8 @@ def _gdal_warnings() -> Iterator[list[str]]:
 def _http_outcome(reason: str, warnings: list[str], probe_href: str = "", fetch: dict | None = None) -> str:
     """What the server did, in a user's words: the last HTTP error status GDAL saw, a body cut
     short, or (when ``probe_href`` is given) what the server answers to one more request."""
+    if NO_RANGES in reason:
+        return "the server does not answer HTTP Range requests — read whole files with fetch.mode: download"
     codes = re.findall(r"(?:HTTP response code|HTTP error code|response_code)[:=]\s*(\d+)", " ".join([*warnings, reason]))
     last = next((c for c in reversed(codes) if int(c) >= 400), None)
     if last:

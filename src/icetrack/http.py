@@ -122,7 +122,8 @@ def gdal_options(fetch: dict | None) -> dict[str, str]:
     - ``CPL_VSIL_CURL_ALLOWED_EXTENSIONS``: never probe side-car files (.aux.xml, .ovr…);
     - ``GDAL_HTTP_MAX_RETRY`` (GDAL's default is 0: the first 5xx would fail the job) and
       ``GDAL_HTTP_RETRY_DELAY`` (s, doubled at each retry by GDAL);
-    - ``GDAL_HTTP_TIMEOUT`` (s) so that a server that hangs fails the read, not the run;
+    - ``GDAL_HTTP_CONNECTTIMEOUT`` and ``GDAL_HTTP_LOW_SPEED_TIME`` (s, below 1 byte/s) so that
+      a server that hangs fails the attempt, not the run;
     - ``VSI_CACHE``: blocks read once (the COG header) are kept for the other reads;
     - ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES``: adjacent tiles in one request.
     A configured bearer token goes in ``GDAL_HTTP_HEADERS``; ``.netrc`` is read by GDAL
@@ -134,8 +135,11 @@ def gdal_options(fetch: dict | None) -> dict[str, str]:
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ",".join(s["gdal_allowed_extensions"]),
         "GDAL_HTTP_MAX_RETRY": str(int(s["max_retries"])),
         "GDAL_HTTP_RETRY_DELAY": f"{float(s['retry_delay_s']):g}",
-        "GDAL_HTTP_TIMEOUT": str(max(1, round(float(s["timeout_s"])))),
+        # An idle timeout, as for the download cache: no byte for timeout_s ends the attempt,
+        # while a slow but moving transfer goes on (GDAL_HTTP_TIMEOUT would cap the whole request).
         "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, round(float(s["timeout_s"])))),
+        "GDAL_HTTP_LOW_SPEED_TIME": str(max(1, round(float(s["timeout_s"])))),
+        "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
         "VSI_CACHE": "TRUE",
         "VSI_CACHE_SIZE": str(64 << 20),
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
