@@ -111,6 +111,13 @@ def file_digest(path: Path, algorithm: str) -> bytes:
     return h.digest()
 
 
+def stac_file_info(asset_fields: dict) -> tuple[int | None, str | None]:
+    """(``file:size`` in bytes, ``file:checksum`` hex multihash) of a STAC asset (its
+    ``extra_fields``, STAC file extension), None where the catalogue gives none."""
+    size, checksum = asset_fields.get("file:size"), asset_fields.get("file:checksum")
+    return (int(size) if isinstance(size, int) or str(size).isdigit() else None), (str(checksum) if checksum else None)
+
+
 def download(url: str, cache_dir: str | os.PathLike, fetch: dict | None = None, *, size_bytes: int | None = None,
              checksum: str | None = None, progress: Callable[[int], None] | None = None) -> Path:
     """Path of ``url``'s verified copy in ``cache_dir``, downloading (or resuming) it if needed.

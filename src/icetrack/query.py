@@ -19,6 +19,7 @@ from rasterio.features import geometry_mask
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from .download import stac_file_info
 from .grid import reproject_geometry
 from .rasters import covering_window
 
@@ -31,6 +32,7 @@ LOCAL_ASSETS = {"band_asset": "image", "cloud_asset": "cloud", "cloud_classes": 
 SCENE_COLUMNS = [
     "id", "datetime", "date", "collection", "platform", "orbit", "crs",
     "cloud_cover_tile_pct", "cloud_fraction_glacier", "glacier_observed_fraction", "href", "cloud_href",
+    "size_bytes", "checksum",  # STAC file:size, file:checksum of the band asset (verified in fetch.mode: download)
 ]
 
 
@@ -119,11 +121,13 @@ def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date) ->
             frac, observed = cloud_over_glacier(cloud_href, outline, source.get("cloud_classes", [3, 8, 9, 10]))
         else:  # no classification band: the tile's figure is the best we know
             frac, observed = (tile_cloud / 100 if np.isfinite(tile_cloud) else 0.0), 1.0
+        size_bytes, checksum = stac_file_info(item.assets[band].extra_fields)
         dt: datetime = item.datetime
         rows.append(dict(
             id=item.id, datetime=dt.isoformat(), date=dt.strftime("%Y%m%d"), collection=item.collection_id or "",
             platform=item.properties.get("platform", ""), orbit=_orbit(item), crs=_crs(item),
             cloud_cover_tile_pct=tile_cloud, cloud_fraction_glacier=round(frac, 4),
             glacier_observed_fraction=round(observed, 4), href=href, cloud_href=cloud_href,
+            size_bytes=size_bytes or "", checksum=checksum or "",
         ))
     return pd.DataFrame(rows, columns=SCENE_COLUMNS).sort_values(["datetime", "id"]).reset_index(drop=True)
