@@ -199,3 +199,27 @@ def test_a_server_without_range_support(tmp_path):
         assert download(url, cache, FETCH).read_bytes() == source.read_bytes()
         [request] = server.wait_for_requests(1, path_suffix="/scene.tif")
     assert (request.range, request.status, request.body_bytes) == ("bytes=300000-", 200, 1_000_000)
+
+
+def test_a_file_replaced_on_the_server_is_not_spliced_onto_an_old_partial(tmp_path, nginx):
+    """The resume carries If-Range with the first answer's ETag: nginx then sends the new file whole."""
+    import requests
+
+    served = tmp_path / "served"
+    served.mkdir()
+    old = blob(served, "scene.tif", 1_000_000, seed=1)
+    server = nginx(served)
+    url, cache = server.href("scene.tif"), tmp_path / "cache"
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    final = cache_path(url, cache)
+    final.parent.mkdir(parents=True)
+    final.with_name("scene.tif.partial").write_bytes(old.read_bytes()[:400_000])  # a killed run's
+    final.with_name("scene.tif.partial.validator").write_text(etag)
+    new = blob(served, "scene.tif", 1_000_000, seed=2)
+    os.utime(new, (time.time() + 10, time.time() + 10))  # a new version (nginx's ETag is mtime-size)
+    server.clear_log()
+    assert download(url, cache, FETCH).read_bytes() == new.read_bytes()
+    [request] = logged(server, 1)
+    assert (request.range, request.status, request.body_bytes) == ("bytes=400000-", 200, 1_000_000)
+    assert cache_files(cache) == [str(final.relative_to(cache))]
+    assert not final.with_name("scene.tif.partial.validator").exists()

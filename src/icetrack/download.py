@@ -9,7 +9,9 @@ What it guarantees:
 
 - **Resumable.** Bytes go to ``<name>.partial`` beside the final file, flushed every
   ``chunk_mib``; a rerun (or a retry after a dropped connection) asks for the rest with
-  ``Range: bytes=<have>-``. A killed download re-fetches at most one chunk.
+  ``Range: bytes=<have>-`` and ``If-Range: <ETag or Last-Modified of the first answer>``,
+  so that a file replaced on the server in between is sent whole instead of being
+  spliced. A killed download re-fetches at most one chunk.
 - **Verified.** The size must match the server's ``Content-Length``/``Content-Range``
   total and, when the STAC item gives them, ``file:size`` and ``file:checksum`` (a
   multihash, e.g. ``1220…`` for SHA-256). A truncated body or a lying Content-Length is
@@ -138,16 +140,18 @@ def download(url: str, cache_dir: str | os.PathLike, fetch: dict | None = None, 
         final.unlink(missing_ok=True)  # a stale or different version: fetch again
         partial = final.with_name(final.name + ".partial")
         try:
-            total = _fetch_with_retries(url, partial, s, progress)
-            _check_complete(url, partial, total, size_bytes, expected_hash)
+            _fetch_with_retries(url, partial, s, progress)
+            _check_complete(url, partial, size_bytes, expected_hash)
             with open(partial, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(partial, final)
+            _validator_path(partial).unlink(missing_ok=True)
         except BaseException as error:
             # A failure for good: nothing may look cached. (A killed process skips this; its
             # .partial is what the next run resumes from.)
             if isinstance(error, (DownloadError, ValueError)):
                 partial.unlink(missing_ok=True)
+                _validator_path(partial).unlink(missing_ok=True)
             raise
     log.info("cached %s (%d bytes) as %s", shown(url), final.stat().st_size, final)
     return final
@@ -193,7 +197,12 @@ def _one_request(session: requests.Session, url: str, partial: Path, headers: di
     have = partial.stat().st_size if partial.exists() else 0
     if total is not None and have == total:
         return total
-    request_headers = {**headers, "Range": f"bytes={have}-"} if have else headers
+    request_headers = dict(headers)
+    if have:
+        request_headers["Range"] = f"bytes={have}-"
+        validator = _validator_path(partial).read_text() if _validator_path(partial).exists() else ""
+        if validator:  # the rest only if the file is still the one the partial came from, else all of it
+            request_headers["If-Range"] = validator
     timeout = (float(s["timeout_s"]), float(s["timeout_s"]))
     chunk = int(s["chunk_mib"] * (1 << 20))
     try:
@@ -227,6 +236,8 @@ def _one_request(session: requests.Session, url: str, partial: Path, headers: di
             if total is not None and server_total is not None and server_total != total:
                 partial.unlink(missing_ok=True)  # the file changed on the server between requests
                 raise _Transient(f"size on the server changed from {total} to {server_total} bytes; restarting")
+            if not have:
+                _remember_validator(partial, r.headers)
             with open(partial, "ab" if have else "wb") as out:
                 for block in r.iter_content(chunk_size=chunk):
                     out.write(block)
@@ -250,7 +261,21 @@ def _one_request(session: requests.Session, url: str, partial: Path, headers: di
     return server_total
 
 
-def _check_complete(url: str, partial: Path, total: int, size_bytes: int | None,
+def _validator_path(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".validator")
+
+
+def _remember_validator(partial: Path, headers) -> None:  # noqa: ANN001 - requests' header mapping
+    """Keep the file version's ETag (strong only) or Last-Modified beside the partial, for If-Range."""
+    etag = headers.get("ETag", "")
+    validator = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified", "")
+    if validator:
+        _validator_path(partial).write_text(validator)
+    else:
+        _validator_path(partial).unlink(missing_ok=True)
+
+
+def _check_complete(url: str, partial: Path, size_bytes: int | None,
                     expected_hash: tuple[str, bytes] | None) -> None:
     got = partial.stat().st_size
     if size_bytes is not None and got != size_bytes:
