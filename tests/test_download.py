@@ -223,3 +223,20 @@ def test_a_file_replaced_on_the_server_is_not_spliced_onto_an_old_partial(tmp_pa
     assert (request.range, request.status, request.body_bytes) == ("bytes=400000-", 200, 1_000_000)
     assert cache_files(cache) == [str(final.relative_to(cache))]
     assert not final.with_name("scene.tif.partial.validator").exists()
+
+
+def test_two_processes_wanting_the_same_file_download_it_once(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    source = blob(served, "shared.tif", 2_000_000, seed=4)
+    cache = tmp_path / "cache"
+    with FaultServer(served, rate_bytes_per_s=4e6) as server:  # ~0.5 s each: they overlap
+        url = server.href("shared.tif")
+        code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); from icetrack.download import download; "
+                f"print(download({url!r}, {str(cache)!r}, {FETCH!r}))")
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        paths = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+        log = server.wait_for_requests(2, timeout_s=1.0)  # give a second request, if any, time to be logged
+    assert [p.returncode for p in procs] == [0, 0] and len(paths) == 1
+    assert Path(paths.pop()).read_bytes() == source.read_bytes()
+    assert len(log) == 1  # the second waited on the lock, then found the verified copy
