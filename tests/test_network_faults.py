@@ -204,3 +204,16 @@ def test_credentials_come_from_the_environment_or_netrc(server, served, tmp_path
     fetch_date([server.href("img2.tif")], [""], grid, [], fetch=FETCH)
     basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
     assert {r.authorization for r in server.wait_for_requests(2)} == {basic}
+
+
+def test_package_defaults_match_the_schema():
+    """icetrack.http.FETCH_DEFAULTS (for callers outside the workflow) = the schema's defaults."""
+    from pathlib import Path
+
+    import yaml
+
+    from icetrack.http import FETCH_DEFAULTS
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    defaults = {k: v["default"] for k, v in schema["properties"]["fetch"]["properties"].items()}
+    assert defaults == FETCH_DEFAULTS
