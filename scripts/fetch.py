@@ -19,7 +19,8 @@ cloud_hrefs = [sources.readable_href(h, source) for h in scenes["cloud_hrefs"]]
 with sources.reading(source), progress(len(hrefs), f"fetch {snakemake.wildcards.date}", "scene") as bar:
     image = fetch_date(hrefs, cloud_hrefs, grid, sources.cloud_values(source),
                        snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0),
-                       progress=bar.update)
+                       progress=bar.update, fetch=snakemake.params.fetch, sizes_bytes=scenes.get("sizes_bytes"),
+                       checksums=scenes.get("checksums"))
 write_geotiff(snakemake.output[0], image, grid.transform, grid.crs, descriptions=[source.get("band_asset", "band")],
               units="reflectance", tags={"scene_ids": ",".join(scenes["ids"])})
 log.info("date %s from %s: %.1f %% of the grid valid, %.1f s", snakemake.wildcards.date, scenes["ids"],

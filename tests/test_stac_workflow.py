@@ -52,6 +52,7 @@ def test_workflow_end_to_end_with_a_stac_api_source(tmp_path, nginx, stac_api):
     cfg["glaciers_table"] = "glaciers.tsv"
     cfg["sources"] = {"sentinel2": {"type": "stac_api", "preset": "earth_search_s2", "url": api.url, "page_size": 2}}
     cfg["pairs"].update(max_pairs=1, max_cloud_fraction=0.5)
+    cfg["fetch"] = {**cfg.get("fetch", {}), "allow_http": True}  # the loopback API and nginx speak plain http
     (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     (work / "glaciers.tsv").write_text(
         "glacier_id\tname\tsource\tstart_date\tend_date\toutline\tstable_ground\n"

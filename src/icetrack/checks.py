@@ -49,6 +49,8 @@ def check_all(config: dict, glaciers: dict[str, dict], selected: Iterable[str]) 
         check_grid_fits_chip(glacier, effective(config, glacier, "grid"), effective(config, glacier, "tracking"), where)
         source_name = glacier["source"]
         check_source(config["sources"][source_name], f"sources.{source_name}")
+        check_source_urls(config["sources"][source_name], f"sources.{source_name}",
+                          effective(config, glacier, "fetch").get("allow_http", False))
 
 
 def check_glacier_id(gid: str) -> None:
@@ -234,6 +236,15 @@ def check_source(source: dict, field: str) -> None:
             raise ConfigError(f"{where}.path = {entry['path']!r}: the same file as files[{seen[key]}]; "
                               "expected each image once")
         seen[key] = i
+
+
+def check_source_urls(source: dict, field: str, allow_http: bool) -> None:
+    """A source's remote URLs are https (plain http only with ``fetch.allow_http``)."""
+    from .http import check_url
+
+    for key in ("url", "catalog"):
+        if "://" in source.get(key, ""):
+            check_url(source[key], allow_http, f"{field}.{key}")
 
 
 def check_raster(path: str, field: str) -> None:

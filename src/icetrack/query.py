@@ -22,6 +22,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from . import sources
+from .download import stac_file_info
 from .grid import reproject_geometry
 from .rasters import covering_window
 
@@ -37,6 +38,7 @@ SCENE_COLUMNS = [
     "id", "datetime", "date", "collection", "platform", "orbit", "tile", "crs",
     "cloud_cover_tile_pct", "cloud_fraction_glacier", "glacier_observed_fraction", "scale", "offset",
     "href", "cloud_href",
+    "size_bytes", "checksum",  # STAC file:size, file:checksum of the band asset (verified in fetch.mode: download)
 ]
 
 
@@ -172,6 +174,7 @@ def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date) ->
             # The item's own DN scale/offset (raster:bands), else the source's: recorded per scene
             # because they change with the processing baseline (Sentinel-2 04.00 added −0.1).
             scale, offset = sources.asset_scale_offset(item.assets[band])
+            size_bytes, checksum = stac_file_info(item.assets[band].extra_fields)
             dt: datetime = item.datetime
             rows.append(dict(
                 id=item.id, datetime=dt.isoformat(), date=dt.strftime("%Y%m%d"), collection=item.collection_id or "",
@@ -180,7 +183,7 @@ def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date) ->
                 glacier_observed_fraction=round(observed, 4),
                 scale=source.get("scale", 1.0) if scale is None else scale,
                 offset=source.get("offset", 0.0) if offset is None else offset,
-                href=href, cloud_href=cloud_href,
+                href=href, cloud_href=cloud_href, size_bytes=size_bytes or "", checksum=checksum or "",
             ))
     if incomplete and not rows:  # no item has the band: the band name is wrong, not the archive
         raise KeyError(incomplete[0])

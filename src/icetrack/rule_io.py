@@ -18,16 +18,24 @@ def start_logging(snakemake) -> logging.Logger:  # noqa: ANN001 - Snakemake's in
         sys.stdout = sys.stderr = stream
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .http import RedactURLs
+
+    for handler in logging.getLogger().handlers:  # signed URLs (tokens) never reach the log
+        handler.addFilter(RedactURLs())
     sys.excepthook = _one_line_for_user_errors
     return logging.getLogger(f"icetrack.{snakemake.rule}")
 
 
 def _one_line_for_user_errors(kind, value, tb) -> None:  # noqa: ANN001 - sys.excepthook signature
-    """A full disk is the user's to fix, not a bug: one line instead of a traceback wall."""
+    """A full disk or a server that keeps failing is the user's to fix, not a bug: one line
+    instead of a traceback wall."""
     from .atomic import DiskFullError
+    from .http import InsecureURLError, NetworkError
 
     if isinstance(value, DiskFullError):
         print(f"icetrack: error: {value.strerror}", file=sys.stderr)
+    elif isinstance(value, (NetworkError, InsecureURLError)):
+        print(f"icetrack: error: {value}", file=sys.stderr)
     else:
         sys.__excepthook__(kind, value, tb)
 

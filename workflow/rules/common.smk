@@ -85,7 +85,13 @@ def scenes_of_date(w):
     pairs_table(w.glacier)  # ensures the query ran
     scenes = pd.read_csv(f"results/{w.glacier}/scenes.csv", dtype=str, keep_default_na=False)
     rows = scenes[scenes["date"] == w.date].sort_values("id")
-    return {"ids": rows["id"].tolist(), "hrefs": rows["href"].tolist(), "cloud_hrefs": rows["cloud_href"].tolist()}
+    out = {"ids": rows["id"].tolist(), "hrefs": rows["href"].tolist(), "cloud_hrefs": rows["cloud_href"].tolist()}
+    # Optional columns (STAC file:size, file:checksum of the band asset): verified by the download cache.
+    if "size_bytes" in rows:
+        out["sizes_bytes"] = [int(v) if v.isdigit() else None for v in rows["size_bytes"]]
+    if "checksum" in rows:
+        out["checksums"] = [v or None for v in rows["checksum"]]
+    return out
 
 
 PAIR_OUTPUTS = ["vx.tif", "vy.tif", "v.tif", "velocity.nc", "quality.json", "speed.png", "quality.png"]

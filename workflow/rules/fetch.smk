@@ -21,12 +21,17 @@ rule define_grid:
 rule fetch:
     input:
         grid="results/{glacier}/grid.json",
+        # The scene list comes from the pairs checkpoint (params below); naming it lets a date be
+        # fetched on its own (snakemake results/g/scenes/D.tif). ancient(): a new pair choice
+        # must not re-fetch every date — the params trigger sees a changed scene list.
+        pairs=ancient("results/{glacier}/pairs.csv"),
     output:
         "results/{glacier}/scenes/{date}.tif",
     params:
         scenes=scenes_of_date,
         source=glacier_source,
         grid=block("grid"),
+        fetch=block("fetch"),
     log:
         "logs/{glacier}/fetch/{date}.log",
     benchmark:
