@@ -7,19 +7,20 @@ from icetrack.fetch import fetch_date
 from icetrack.grid import Grid
 from icetrack.query import resolved_source
 from icetrack.rasters import write_geotiff
-from icetrack.rule_io import progress, start_logging
+from icetrack.rule_io import network_settings, progress, start_logging
 
 log = start_logging(snakemake)
 grid = Grid.from_json(snakemake.input.grid)
 scenes, source = snakemake.params.scenes, resolved_source(snakemake.params.source)
+fetch = network_settings(snakemake)
 t0 = time.time()
 # Signed (Planetary Computer) or /vsis3/ (requester-pays) paths are made here, at read time.
 hrefs = [sources.readable_href(h, source) for h in scenes["hrefs"]]
 cloud_hrefs = [sources.readable_href(h, source) for h in scenes["cloud_hrefs"]]
-with sources.reading(source), progress(len(hrefs), f"fetch {snakemake.wildcards.date}", "scene") as bar:
+with sources.reading(source, fetch), progress(len(hrefs), f"fetch {snakemake.wildcards.date}", "scene") as bar:
     image = fetch_date(hrefs, cloud_hrefs, grid, sources.cloud_values(source),
                        snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0),
-                       progress=bar.update, fetch=snakemake.params.fetch, sizes_bytes=scenes.get("sizes_bytes"),
+                       progress=bar.update, fetch=fetch, sizes_bytes=scenes.get("sizes_bytes"),
                        checksums=scenes.get("checksums"))
 write_geotiff(snakemake.output[0], image, grid.transform, grid.crs, descriptions=[source.get("band_asset", "band")],
               units="reflectance", tags={"scene_ids": ",".join(scenes["ids"])})

@@ -3,14 +3,15 @@ from datetime import date
 from icetrack.atomic import atomic_path
 from icetrack.grid import load_outline
 from icetrack.query import query_scenes
-from icetrack.rule_io import start_logging
+from icetrack.rule_io import network_settings, start_logging
 
 log = start_logging(snakemake)
 g, source = snakemake.params.glacier, dict(snakemake.params.source)
 if "catalog" in snakemake.input.keys():
     source["catalog"] = snakemake.input.catalog
 outline = load_outline(g["outline"], g["bbox"] or None)
-scenes = query_scenes(source, outline, date.fromisoformat(g["start_date"]), date.fromisoformat(g["end_date"]))
+scenes = query_scenes(source, outline, date.fromisoformat(g["start_date"]), date.fromisoformat(g["end_date"]),
+                      network_settings(snakemake))
 with atomic_path(snakemake.output[0]) as tmp:
     scenes.to_csv(tmp, index=False)
 log.info("%d scenes found from %s %s", len(scenes), source.get("url") or source.get("catalog", ""),

@@ -33,7 +33,7 @@ events {{ worker_connections 64; }}
 http {{
     types {{ image/tiff tif tiff; application/json json; application/x-netcdf nc; text/plain txt; }}
     default_type application/octet-stream;
-    log_format ranges '$request_method $uri $status "$http_range" $bytes_sent $body_bytes_sent';
+    log_format ranges '$request_method $uri $status "$http_range" $bytes_sent $body_bytes_sent "$http_authorization"';
     access_log {state}/access.log ranges;
     client_body_temp_path {state}/body;
     proxy_temp_path {state}/proxy;
@@ -65,6 +65,7 @@ class LogLine:
     range: str
     bytes_sent: int  # headers + body
     body_bytes: int
+    authorization: str  # the Authorization header received ("" if none): proves credentials were sent
 
 
 class NginxServer:
@@ -126,11 +127,14 @@ class NginxServer:
         lines = []
         for raw in path.read_text().splitlines() if path.exists() else []:
             method, uri, status, rest = raw.split(" ", 3)
+            rest, auth = rest.rsplit(' "', 1)
             rng, sent, body = rest.rsplit(" ", 2)
+            auth = auth.rstrip('"')
             if uri == PROBE:
                 continue
             rng = rng.strip('"')
-            lines.append(LogLine(method, uri, int(status), "" if rng == "-" else rng, int(sent), int(body)))
+            lines.append(LogLine(method, uri, int(status), "" if rng == "-" else rng, int(sent), int(body),
+                                 "" if auth == "-" else auth))
         return lines
 
     def bytes_served(self, path_suffix: str = "") -> int:

@@ -79,6 +79,11 @@ def test_rerun_schedules_nothing_then_only_tracking_onward(demo_run, tmp_path):
     work = copy_finished_run(demo_run, tmp_path)
     assert planned_rules(snakemake(work, "-n", "--quiet", "rules")) == {}
 
+    # Network settings change how bytes arrive, not which: nothing re-runs.
+    network = (work / "config/config.yaml").read_text().replace("timeout_s: 60", "timeout_s: 15")
+    (work / "network.yaml").write_text(network)
+    assert planned_rules(snakemake(work, "-n", "--configfile", "network.yaml", "--quiet", "rules")) == {}
+
     config = (work / "config/config.yaml").read_text().replace("chip_px: 32", "chip_px: 40")
     (work / "changed.yaml").write_text(config)
     planned = planned_rules(snakemake(work, "-n", "--configfile", "changed.yaml", "--quiet", "rules"))

@@ -43,6 +43,7 @@ from shapely.geometry import shape
 from . import __version__
 from .export import GEOTIFF_BANDS
 from .fetch import reproject_to_grid
+from .http import gdal_options
 from .grid import Grid
 from .postprocess import nmad
 from .provenance import redact
@@ -61,9 +62,6 @@ VARIABLES = ("vx", "vy", "v", "v_error")  # what a reference layer holds, and th
 CUBE_READ = ("vx", "vy", "v_error")
 MISSING_INT16 = -32767  # ITS_LIVE's missing value for its int16 velocities
 
-# GDAL settings for reading COGs over HTTP: no directory listing, a few retries.
-GDAL_HTTP_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
-                     "GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "1", "VSI_CACHE": "TRUE"}
 
 
 @dataclass
@@ -364,7 +362,7 @@ def read_mosaic_year(template: str, region: str, year: int, grid: Grid, resampli
     (``icetrack.fetch.reproject_to_grid``); a file that cannot be read is an error naming its URL.
     """
     fields, crs = {}, None
-    with rasterio.Env(**GDAL_HTTP_OPTIONS, AWS_NO_SIGN_REQUEST="YES"):
+    with rasterio.Env(**gdal_options(None), AWS_NO_SIGN_REQUEST="YES"):  # a public bucket: unsigned reads
         for name, url in mosaic_urls(template, region, year).items():
             try:
                 with rasterio.open(_gdal_path(url)) as src:

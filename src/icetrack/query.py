@@ -150,13 +150,14 @@ def _crs(item) -> str:
     return f"EPSG:{p['proj:epsg']}" if p.get("proj:epsg") else ""
 
 
-def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date) -> pd.DataFrame:
-    """The scene table of a glacier: one row per item, sorted by time."""
+def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date, fetch: dict | None = None) -> pd.DataFrame:
+    """The scene table of a glacier: one row per item, sorted by time. ``fetch``: the network
+    settings (retries, timeouts, token) for reading the cloud bands (:mod:`icetrack.http`)."""
     source = resolved_source(source)
     band, cloud_band = source["band_asset"], source.get("cloud_asset")
     rule = sources.cloud_rule(source)
     rows, incomplete = [], []
-    with sources.reading(source):
+    with sources.reading(source, fetch):
         for item in iter_items(source, outline, start, end):
             if band not in item.assets:  # archives publish some items without all assets (earth-search#36)
                 incomplete.append(f"item {item.id} has no asset {band!r} (source.band_asset); it has {sorted(item.assets)}")

@@ -10,6 +10,18 @@ from typing import Iterator
 from tqdm import tqdm
 
 
+def network_settings(snakemake) -> dict:  # noqa: ANN001 - Snakemake's injected object
+    """The config's ``fetch`` block: how bytes are fetched (retries, timeouts, the download
+    cache, the name of a token's environment variable), never which bytes.
+
+    Read from the config at run time, not through ``params:`` (the one exception to that
+    rule, on purpose): params are re-run triggers, and a changed timeout or cache folder
+    changes no output, so it must re-run nothing. The block was validated with the rest
+    of the config before any job started.
+    """
+    return dict(snakemake.config.get("fetch") or {})
+
+
 def start_logging(snakemake) -> logging.Logger:  # noqa: ANN001 - Snakemake's injected object
     """Send this rule's logging, stdout and stderr (tracebacks included) to its ``log:`` file."""
     log_path = snakemake.log[0] if len(snakemake.log) else None

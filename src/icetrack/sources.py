@@ -28,6 +28,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import http
+
 # Sentinel-2 Scene Classification (SCL): 0 no data, 1 saturated/defective, 3 cloud
 # shadow, 8/9 cloud medium/high probability, 10 thin cirrus. 11 (snow/ice) is the
 # glacier surface itself and is never masked.
@@ -218,18 +220,15 @@ def readable_href(href: str, source: dict, collection: str = "") -> str:
     return gdal_path(href)
 
 
-def gdal_options(source: dict) -> dict[str, str]:
-    """GDAL configuration for reading a source's COGs: only the blocks needed, retried.
+def gdal_options(source: dict, fetch: dict | None = None) -> dict[str, str]:
+    """GDAL configuration for reading a source's COGs: the network settings of
+    :func:`icetrack.http.gdal_options` (only the blocks needed, retried, timed out, the
+    configured token) plus the source's access rules.
 
     Requester-pays S3 adds ``AWS_REQUEST_PAYER=requester``; keys stay in the environment.
     Public HTTPS sources send no AWS signature.
     """
-    options = {
-        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing per open
-        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
-        "GDAL_HTTP_MAX_RETRY": "4",  # GDAL's default is 0
-        "GDAL_HTTP_RETRY_DELAY": "1",
-    }
+    options = http.gdal_options(fetch)
     if source.get("access") == "s3_requester_pays":
         options["AWS_REQUEST_PAYER"] = "requester"
         if source.get("aws_region") and not os.environ.get("AWS_REGION"):  # the environment's choice wins
@@ -238,11 +237,11 @@ def gdal_options(source: dict) -> dict[str, str]:
 
 
 @contextmanager
-def reading(source: dict) -> Iterator[None]:
-    """A rasterio environment with :func:`gdal_options` for the source."""
+def reading(source: dict, fetch: dict | None = None) -> Iterator[None]:
+    """A rasterio environment with :func:`gdal_options` for the source and the network settings."""
     import rasterio
 
-    with rasterio.Env(**gdal_options(source)):
+    with rasterio.Env(**gdal_options(source, fetch)):
         yield
 
 

@@ -31,7 +31,6 @@ rule fetch:
         scenes=scenes_of_date,
         source=glacier_source,
         grid=block("grid"),
-        fetch=block("fetch"),
     log:
         "logs/{glacier}/fetch/{date}.log",
     benchmark:
