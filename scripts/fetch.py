@@ -18,10 +18,10 @@ t0 = time.time()
 hrefs = [sources.readable_href(h, source) for h in scenes["hrefs"]]
 cloud_hrefs = [sources.readable_href(h, source) for h in scenes["cloud_hrefs"]]
 with sources.reading(source, fetch), progress(len(hrefs), f"fetch {snakemake.wildcards.date}", "scene") as bar:
-    image = fetch_date(hrefs, cloud_hrefs, grid, sources.cloud_values(source),
+    image = fetch_date(hrefs, cloud_hrefs, grid, sources.cloud_rule(source),
                        snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0),
                        progress=bar.update, fetch=fetch, sizes_bytes=scenes.get("sizes_bytes"),
-                       checksums=scenes.get("checksums"))
+                       checksums=scenes.get("checksums"), scales=scenes.get("scales"), offsets=scenes.get("offsets"))
 write_geotiff(snakemake.output[0], image, grid.transform, grid.crs, descriptions=[source.get("band_asset", "band")],
               units="reflectance", tags={"scene_ids": ",".join(scenes["ids"])})
 log.info("date %s from %s: %.1f %% of the grid valid, %.1f s", snakemake.wildcards.date, scenes["ids"],

@@ -100,6 +100,25 @@ def test_cloud_mask_covering_everything(tmp_path):
     assert quality["status"] == "empty" and "all cloud or no data" in quality["reason"]
 
 
+def test_qa_bit_flags_mask_cloud_and_fill_but_never_snow(tmp_path):
+    """A Landsat QA_PIXEL band masks by bit tests (cloud, dilated cloud, cirrus, shadow, fill),
+    whatever the other bits say; snow (bit 5) and clear pixels stay. Each scene's own DN
+    scale/offset is applied."""
+    from icetrack.sources import PRESETS, cloud_rule
+
+    dn = np.full((N, N), 20000, np.uint16)
+    qa = np.full((N, N), 21824, np.uint16)  # Landsat "clear" with its confidence bits
+    qa[:20] |= 1 << 3          # cloud
+    qa[20:40] = 1 << 4 | 1 << 8  # shadow, with a confidence bit
+    qa[40:60] = 1 << 5 | 1 << 6  # snow: the glacier itself, never masked
+    qa[60:80] = 1              # fill
+    img, qa_href = write_scene(tmp_path / "dn.tif", dn), write_scene(tmp_path / "qa.tif", qa)
+    fetched = fetch_date([img], [qa_href], GRID, cloud_rule(PRESETS["usgs_landsat_c2l1"]), resampling="nearest",
+                         scales=[2.75e-05], offsets=[-0.2])
+    assert np.isnan(fetched[:40]).all() and np.isnan(fetched[60:80]).all()
+    assert np.allclose(fetched[40:60], 20000 * 2.75e-05 - 0.2) and np.isfinite(fetched[80:]).all()
+
+
 def test_scene_not_overlapping_glacier(tmp_path):
     far = Affine(RES, 0, 700_000.0, 0, -RES, 4_300_000.0)  # 100 km away
     href = write_scene(tmp_path / "far.tif", scene(), transform=far)

@@ -28,6 +28,7 @@ from .download import download, http_status
 from .grid import Grid
 from .http import NetworkError, check_url, forget_cached_blocks, gdal_options, is_remote, redact_urls, settings, shown
 from .rasters import covering_window
+from .sources import cloudy_pixels, fill_pixels
 
 
 log = logging.getLogger(__name__)
@@ -165,11 +166,17 @@ def reproject_to_grid(href: str, grid: Grid, resampling: Resampling, scale: floa
     return out * scale + offset
 
 
-def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, cloud_classes: Iterable[int],
+def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, cloud: dict | Iterable[int],
                resampling: str = "cubic", scale: float = 1.0, offset: float = 0.0,
                progress: Callable[[int], None] | None = None, fetch: dict | None = None,
-               sizes_bytes: Sequence[int | None] | None = None, checksums: Sequence[str | None] | None = None) -> np.ndarray:
+               sizes_bytes: Sequence[int | None] | None = None, checksums: Sequence[str | None] | None = None,
+               scales: Sequence[float] | None = None, offsets: Sequence[float] | None = None) -> np.ndarray:
     """Mosaic of one date's scenes on ``grid``; clouds and gaps are NaN. ``progress(1)`` is called per scene read.
+
+    ``cloud`` is the source's cloud rule (:func:`icetrack.sources.cloud_rule`: classes, or
+    QA bit flags with fill bits) or simply a list of cloud classes. DN → reflectance is
+    ``DN · scale + offset``, per scene when ``scales``/``offsets`` are given (each item's own
+    ``raster:bands``, which change with the Sentinel-2 processing baseline), else the source's.
 
     ``fetch`` is the ``fetch`` config block (mode, retries, HTTPS rule); ``sizes_bytes`` and
     ``checksums`` (STAC ``file:size``, ``file:checksum`` of each band href) are verified in
@@ -179,14 +186,20 @@ def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, clo
     hrefs, cloud_hrefs = list(hrefs), list(cloud_hrefs)
     sizes_bytes = list(sizes_bytes) if sizes_bytes else [None] * len(hrefs)
     checksums = list(checksums) if checksums else [None] * len(hrefs)
+    scales = list(scales) if scales else [scale] * len(hrefs)
+    offsets = list(offsets) if offsets else [offset] * len(hrefs)
+    rule = cloud if isinstance(cloud, dict) else {"classes": list(cloud)}
     mosaic = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
     with rasterio.Env(**gdal_options(fetch)):
-        for href, cloud_href, size, checksum in zip(hrefs, cloud_hrefs, sizes_bytes, checksums):
+        for href, cloud_href, size, checksum, dn_scale, dn_offset in zip(hrefs, cloud_hrefs, sizes_bytes, checksums,
+                                                                        scales, offsets):
             image = reproject_to_grid(readable_href(href, fetch, size, checksum), grid, Resampling[resampling],
-                                      scale, offset, fetch)
+                                      dn_scale, dn_offset, fetch)
             if cloud_href:
-                classes = reproject_to_grid(readable_href(cloud_href, fetch), grid, Resampling.nearest, fetch=fetch)
-                image[np.isin(classes, list(cloud_classes))] = np.nan
+                qa = reproject_to_grid(readable_href(cloud_href, fetch), grid, Resampling.nearest, fetch=fetch)
+                seen = np.isfinite(qa)  # NaN: outside the cloud band (the image is NaN there too)
+                values = np.where(seen, qa, 0)
+                image[seen & (cloudy_pixels(values, rule) | fill_pixels(values, rule))] = np.nan
             fill = np.isnan(mosaic) & np.isfinite(image)
             mosaic[fill] = image[fill]
             if progress:

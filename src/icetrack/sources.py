@@ -285,16 +285,3 @@ def fill_pixels(values: np.ndarray, rule: dict) -> np.ndarray:
     return np.zeros(values.shape, bool)
 
 
-def cloud_values(source: dict, dtype_bits: int = 16) -> list[int]:
-    """Every value a ``dtype_bits``-bit cloud band can take that the rule calls cloud or fill.
-
-    For class rules this is the class list. For bit flags it enumerates the integers with a
-    cloud or fill bit set (exact for a 16-bit QA_PIXEL band), so code that masks by value
-    lists — ``fetch.fetch_date`` — applies the bit rule unchanged.
-    """
-    rule = cloud_rule(source)
-    if "classes" in rule:
-        return rule["classes"]
-    values = np.arange(1 << dtype_bits)
-    bad = cloudy_pixels(values, rule) | fill_pixels(values, rule)
-    return values[bad].tolist()

@@ -86,6 +86,10 @@ def scenes_of_date(w):
     scenes = pd.read_csv(f"results/{w.glacier}/scenes.csv", dtype=str, keep_default_na=False)
     rows = scenes[scenes["date"] == w.date].sort_values("id")
     out = {"ids": rows["id"].tolist(), "hrefs": rows["href"].tolist(), "cloud_hrefs": rows["cloud_href"].tolist()}
+    # Each scene's own DN scale/offset (its STAC raster:bands, else the source's), from the query.
+    for column, key in (("scale", "scales"), ("offset", "offsets")):
+        if column in rows and (rows[column] != "").all():
+            out[key] = [float(v) for v in rows[column]]
     # Optional columns (STAC file:size, file:checksum of the band asset): verified by the download cache.
     if "size_bytes" in rows:
         out["sizes_bytes"] = [int(v) if v.isdigit() else None for v in rows["size_bytes"]]
