@@ -22,6 +22,7 @@ envvars:
 
 from icetrack.checks import prepare
 from icetrack.config import ConfigError, effective
+from icetrack.resources import mem_mb, runtime  # resources: sized from each job's inputs
 
 
 configfile: "config/config.yaml"
