@@ -35,6 +35,22 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def copy_run(src: Path, dest: Path) -> Path:
+    """A copy of a finished run (workflow, results, resources, metadata) with the files'
+    mtimes kept, so that Snakemake sees exactly the state ``src`` had."""
+    import os
+
+    copy_workflow(dest)
+    shutil.copytree(src / "results", dest / "results")
+    shutil.copytree(src / "resources", dest / "resources")
+    shutil.copytree(src / ".snakemake", dest / ".snakemake", ignore=shutil.ignore_patterns("conda*", "log"))
+    for sub in ("results", "resources"):
+        for path in (src / sub).rglob("*"):
+            st = path.stat()
+            os.utime(dest / sub / path.relative_to(src / sub), ns=(st.st_atime_ns, st.st_mtime_ns))
+    return dest
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the snakemake of this interpreter's environment in ``workdir``."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
