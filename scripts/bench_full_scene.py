@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--size", type=int, default=10980)
     ap.add_argument("--mem-limit-gb", type=float, default=8.0)
+    ap.add_argument("--forceall", action="store_true", help="re-run every job (e.g. after changing the package)")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "src"))
 
@@ -169,7 +170,7 @@ def main() -> None:
     print(f"scenes ready in {time.time() - t0:.0f} s: {[p.name for p in scenes]}", flush=True)
 
     t0 = time.time()
-    proc, _ = snakemake(work, configfile, args.mem_limit_gb, "--keep-going")
+    proc, _ = snakemake(work, configfile, args.mem_limit_gb, "--keep-going", *(["--forceall"] if args.forceall else []))
     wall = time.time() - t0
     (work / "bench_run.log").write_text(proc.stdout + proc.stderr)
     print(f"workflow: exit {proc.returncode} in {wall:.0f} s (log: {work / 'bench_run.log'})", flush=True)

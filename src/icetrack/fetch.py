@@ -41,9 +41,13 @@ def reproject_to_grid(href: str, grid: Grid, resampling: Resampling, scale: floa
     src = data.astype(np.float32)
     if nodata is not None:
         src[data == nodata] = np.nan
+    del data  # full-scene windows: keep at most the source and the output in memory
     reproject(src, out, src_transform=transform, src_crs=crs, src_nodata=np.nan, dst_transform=grid.transform,
               dst_crs=grid.crs, dst_nodata=np.nan, resampling=resampling)
-    return out * scale + offset
+    del src
+    out *= scale  # in place: no temporaries of the grid's size
+    out += offset
+    return out
 
 
 def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, cloud_classes: Iterable[int],

@@ -52,7 +52,7 @@ def write_geotiff(path: str | Path, bands: np.ndarray | list[np.ndarray], transf
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
             for i, a in enumerate(arrays, start=1):
-                dst.write(a.astype(np.float32), i)
+                dst.write(a.astype(np.float32, copy=False), i)  # no full-size copy when already float32
                 if descriptions:
                     dst.set_band_description(i, descriptions[i - 1])
                 if units:
