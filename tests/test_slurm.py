@@ -73,6 +73,7 @@ def _alive(pid: int) -> bool:
 
 
 def _prepare(work: Path) -> Path:
+    work.mkdir()
     copy_workflow(work)
     (work / "test.yaml").write_text(yaml.safe_dump(TEST_CONFIG))
     return work

@@ -31,11 +31,12 @@ _MIN_WEIGHT = 1e-3
 def _masked_smooth(image: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Normalised convolution: ``smooth`` applied to the valid pixels only (NaN elsewhere
     if too little valid weight is under the kernel)."""
+    # In the image's own precision, one temporary at a time (``smooth`` may work in place on
+    # the arrays made here): a 10 980² scene is 0.5 GB per float32 copy.
     valid = np.isfinite(image)
-    # In the image's own precision and in place: a 10 980² scene is 0.5 GB per float32 copy.
-    num = smooth(np.where(valid, image, image.dtype.type(0)))
     den = smooth(valid.astype(image.dtype))
     del valid
+    num = smooth(np.nan_to_num(image, nan=0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         num /= den
     num[~(den > _MIN_WEIGHT)] = np.nan
@@ -43,7 +44,9 @@ def _masked_smooth(image: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray]
 
 
 def _gaussian(sigma_px: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda a: ndimage.gaussian_filter(a, sigma_px, mode="nearest")
+    # In place (output=a): scipy filters line by line through a buffer, and every caller
+    # passes an array of its own.
+    return lambda a: ndimage.gaussian_filter(a, sigma_px, mode="nearest", output=a)
 
 
 def none(image: np.ndarray) -> np.ndarray:

@@ -69,7 +69,7 @@ def write_geotiff(path: str | Path, bands: np.ndarray | list[np.ndarray], transf
 def read_band(path: str | Path, band: int = 1) -> tuple[np.ndarray, Affine, str]:
     """(array as float32 with NaN nodata, transform, CRS string) of one band."""
     with rasterio.open(path) as src:
-        a = src.read(band).astype(np.float32)
+        a = src.read(band, out_dtype="float32")  # one array, no converted copy
         if src.nodata is not None and not np.isnan(src.nodata):
             a[a == src.nodata] = np.nan
         return a, src.transform, src.crs.to_string()
@@ -124,7 +124,7 @@ def raster_at_cells(path: str | Path, x: np.ndarray, y: np.ndarray, band: int = 
     raster's CRS. Used to bring the image-grid masks onto the coarser velocity grid.
     """
     with rasterio.open(path) as src:
-        a = src.read(band).astype(np.float32)
+        a = src.read(band, out_dtype="float32")  # one array, no converted copy
         xx, yy = np.meshgrid(x, y)
         rows, cols = rasterio.transform.rowcol(src.transform, xx.ravel(), yy.ravel())
     rows, cols = np.asarray(rows).reshape(xx.shape), np.asarray(cols).reshape(xx.shape)

@@ -44,7 +44,7 @@ class StepCost:
 # applied in job_memory_mb / job_runtime_min.
 COSTS: dict[str, StepCost] = {
     "fetch": StepCost(base_mb=250, bytes_per_pixel=14, pixels_per_s=2e6),
-    "filter": StepCost(base_mb=250, bytes_per_pixel=20, pixels_per_s=4e6),
+    "filter": StepCost(base_mb=250, bytes_per_pixel=14, pixels_per_s=1e6),
     "track": StepCost(base_mb=400, bytes_per_pixel=10, bytes_per_point=320, points_per_s=4e3),
     "postprocess": StepCost(base_mb=300, bytes_per_pixel=2, bytes_per_point=450, points_per_s=2e4),
     "export": StepCost(base_mb=300, bytes_per_point=200, points_per_s=5e4),

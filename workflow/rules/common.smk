@@ -13,11 +13,15 @@ import pandas as pd
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+# GDAL's block cache defaults to 5 % of the machine's RAM (1.2 GB on 24 GB), which a full
+# scene fills: cap it so that a job's memory is what resources.py computes (MB).
+os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 
 # Declared so that executors (Slurm, Kubernetes) pass it on to remote jobs.
 envvars:
     "PYTHONPATH",
+    "GDAL_CACHEMAX",
 
 
 from icetrack.checks import prepare
