@@ -95,7 +95,7 @@ GLACIER_OUTPUTS = ["cube.nc", "quality_summary.csv", "report/scenes.html", "repo
 
 
 def glacier_outputs(gid):
-    """Input function of one glacier's outputs. `rule all` takes one per glacier: Snakemake
+    """Input function of one glacier's outputs. The `all` target takes one per glacier, as Snakemake
     resolves each input function on its own, so every glacier's select_pairs checkpoint is
     scheduled at once (one function for all would stop at the first glacier whose pairs are
     not known yet, and the glaciers' queries would run one after the other)."""
