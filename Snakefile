@@ -20,5 +20,5 @@ include: "workflow/rules/export.smk"
 
 rule all:
     input:
-        all_outputs,
+        *[glacier_outputs(gid) for gid in SELECTED],
     default_target: True

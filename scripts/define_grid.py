@@ -11,8 +11,9 @@ grid = grid_for_outline(outline, cfg["resolution_m"], cfg["buffer_m"], g["crs"] 
 glacier = rasterize_lonlat(outline, grid)
 stable = rasterize_lonlat(load_outline(g["stable_ground"], None), grid) if g["stable_ground"] else ~glacier
 stable &= ~glacier
-write_geotiff(snakemake.output.masks, [glacier.astype(np.float32), stable.astype(np.float32)], grid.transform, grid.crs,
-              descriptions=["glacier (1 = ice)", "stable ground (1 = rock)"])
+# uint8: a full Sentinel-2 grid's two float32 masks took 3 GB to write (docs/scaling.md)
+write_geotiff(snakemake.output.masks, [glacier.astype(np.uint8), stable.astype(np.uint8)], grid.transform, grid.crs,
+              descriptions=["glacier (1 = ice)", "stable ground (1 = rock)"], dtype="uint8")
 grid.to_json(snakemake.output.grid)
 log.info("grid %s: %d×%d px at %g m; glacier %d px, stable %d px", grid.crs, grid.width, grid.height,
          grid.resolution_m, glacier.sum(), stable.sum())

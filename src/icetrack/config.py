@@ -13,9 +13,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the field, the value and what was expected."""
+from .errors import ConfigError  # noqa: F401 - re-exported: icetrack.config.ConfigError is the public name
 
 
 def _with_defaults(validator_class):

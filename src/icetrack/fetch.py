@@ -24,11 +24,11 @@ from rasterio.errors import RasterioIOError
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 
+from .clouds import cloudy_pixels, fill_pixels
 from .download import download, http_status
 from .grid import Grid
 from .http import NetworkError, check_url, forget_cached_blocks, gdal_options, is_remote, redact_urls, settings, shown
 from .rasters import covering_window
-from .sources import cloudy_pixels, fill_pixels
 
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,13 @@ def reproject_to_grid(href: str, grid: Grid, resampling: Resampling, scale: floa
     src = data.astype(np.float32)
     if nodata is not None:
         src[data == nodata] = np.nan
+    del data  # full-scene windows: keep at most the source and the output in memory
     reproject(src, out, src_transform=transform, src_crs=crs, src_nodata=np.nan, dst_transform=grid.transform,
               dst_crs=grid.crs, dst_nodata=np.nan, resampling=resampling)
-    return out * scale + offset
+    del src
+    out *= scale  # in place: no temporaries of the grid's size
+    out += offset
+    return out
 
 
 def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, cloud: dict | Iterable[int],
@@ -173,7 +177,7 @@ def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, clo
                scales: Sequence[float] | None = None, offsets: Sequence[float] | None = None) -> np.ndarray:
     """Mosaic of one date's scenes on ``grid``; clouds and gaps are NaN. ``progress(1)`` is called per scene read.
 
-    ``cloud`` is the source's cloud rule (:func:`icetrack.sources.cloud_rule`: classes, or
+    ``cloud`` is the source's cloud rule (:func:`icetrack.clouds.cloud_rule`: classes, or
     QA bit flags with fill bits) or simply a list of cloud classes. DN → reflectance is
     ``DN · scale + offset``, per scene when ``scales``/``offsets`` are given (each item's own
     ``raster:bands``, which change with the Sentinel-2 processing baseline), else the source's.

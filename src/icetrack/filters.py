@@ -31,15 +31,22 @@ _MIN_WEIGHT = 1e-3
 def _masked_smooth(image: np.ndarray, smooth: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Normalised convolution: ``smooth`` applied to the valid pixels only (NaN elsewhere
     if too little valid weight is under the kernel)."""
+    # In the image's own precision, one temporary at a time (``smooth`` may work in place on
+    # the arrays made here): a 10 980² scene is 0.5 GB per float32 copy.
     valid = np.isfinite(image)
-    num = smooth(np.where(valid, image, 0.0))
-    den = smooth(valid.astype(np.float64))
+    den = smooth(valid.astype(image.dtype))
+    del valid
+    num = smooth(np.nan_to_num(image, nan=0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > _MIN_WEIGHT, num / den, np.nan)
+        num /= den
+    num[~(den > _MIN_WEIGHT)] = np.nan
+    return num
 
 
 def _gaussian(sigma_px: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda a: ndimage.gaussian_filter(a, sigma_px, mode="nearest")
+    # In place (output=a): scipy filters line by line through a buffer, and every caller
+    # passes an array of its own.
+    return lambda a: ndimage.gaussian_filter(a, sigma_px, mode="nearest", output=a)
 
 
 def none(image: np.ndarray) -> np.ndarray:
@@ -53,9 +60,11 @@ def gaussian_highpass(image: np.ndarray, sigma_px: float = 3.0) -> np.ndarray:
     Removes illumination gradients and brightness offsets at scales above ~``sigma_px``
     (px) while keeping the finer features that move with the ice.
     """
-    image = image.astype(np.float64)
+    # float32 is ample (scipy smooths each line in double) and halves the peak memory.
+    image = np.asarray(image, dtype=np.float32)
     low = _masked_smooth(image, _gaussian(sigma_px))
-    return (image - low).astype(np.float32)
+    np.subtract(image, low, out=low)
+    return low
 
 
 def wallis(image: np.ndarray, window_px: int = 21, target_mean: float = 0.0, target_std: float = 1.0) -> np.ndarray:

@@ -16,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import ConfigError
+from .errors import ConfigError
 from .provenance import redact
 
 # The fetch block's defaults (the schema fills the same values in the workflow); the

@@ -37,8 +37,10 @@ def cog_blocksize(shape: tuple[int, int]) -> int:
 
 
 def write_geotiff(path: str | Path, bands: np.ndarray | list[np.ndarray], transform: Affine, crs: str,
-                  descriptions: list[str] | None = None, units: str | None = None, tags: dict | None = None) -> None:
-    """Cloud-Optimised GeoTIFF: float32, NaN nodata, tiled, deflate, overviews (average), band
+                  descriptions: list[str] | None = None, units: str | None = None, tags: dict | None = None,
+                  dtype: str = "float32") -> None:
+    """Cloud-Optimised GeoTIFF: float32 with NaN nodata (or ``dtype``, e.g. "uint8" for masks:
+    an eighth of the memory and disk, no nodata), tiled, deflate, overviews (average), band
     descriptions and ``units`` (band tag and GDAL unit type); written to a temp name then renamed.
 
     The bands are first written to an in-memory GTiff, then copied with GDAL's COG driver,
@@ -46,13 +48,14 @@ def write_geotiff(path: str | Path, bands: np.ndarray | list[np.ndarray], transf
     """
     arrays = [bands] if isinstance(bands, np.ndarray) and bands.ndim == 2 else list(bands)
     h, w = arrays[0].shape
-    profile = dict(driver="GTiff", width=w, height=h, count=len(arrays), dtype="float32", crs=crs, transform=transform,
-                   nodata=np.nan)
+    floating = np.issubdtype(np.dtype(dtype), np.floating)
+    profile = dict(driver="GTiff", width=w, height=h, count=len(arrays), dtype=dtype, crs=crs, transform=transform,
+                   nodata=np.nan if floating else None)
     block = cog_blocksize((h, w))
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
             for i, a in enumerate(arrays, start=1):
-                dst.write(a.astype(np.float32), i)
+                dst.write(a.astype(dtype, copy=False), i)  # no full-size copy when already of that type
                 if descriptions:
                     dst.set_band_description(i, descriptions[i - 1])
                 if units:
@@ -69,7 +72,7 @@ def write_geotiff(path: str | Path, bands: np.ndarray | list[np.ndarray], transf
 def read_band(path: str | Path, band: int = 1) -> tuple[np.ndarray, Affine, str]:
     """(array as float32 with NaN nodata, transform, CRS string) of one band."""
     with rasterio.open(path) as src:
-        a = src.read(band).astype(np.float32)
+        a = src.read(band, out_dtype="float32")  # one array, no converted copy
         if src.nodata is not None and not np.isnan(src.nodata):
             a[a == src.nodata] = np.nan
         return a, src.transform, src.crs.to_string()
@@ -124,7 +127,7 @@ def raster_at_cells(path: str | Path, x: np.ndarray, y: np.ndarray, band: int = 
     raster's CRS. Used to bring the image-grid masks onto the coarser velocity grid.
     """
     with rasterio.open(path) as src:
-        a = src.read(band).astype(np.float32)
+        a = src.read(band, out_dtype="float32")  # one array, no converted copy
         xx, yy = np.meshgrid(x, y)
         rows, cols = rasterio.transform.rowcol(src.transform, xx.ravel(), yy.ravel())
     rows, cols = np.asarray(rows).reshape(xx.shape), np.asarray(cols).reshape(xx.shape)

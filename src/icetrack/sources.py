@@ -29,6 +29,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import http
+from .clouds import cloud_rule, cloudy_pixels, fill_pixels  # noqa: F401 - part of a source's API
 
 # Sentinel-2 Scene Classification (SCL): 0 no data, 1 saturated/defective, 3 cloud
 # shadow, 8/9 cloud medium/high probability, 10 thin cirrus. 11 (snow/ice) is the
@@ -255,33 +256,5 @@ def s3_credentials_present(environ: dict | None = None) -> bool:
         return True
     shared = env.get("AWS_SHARED_CREDENTIALS_FILE") or str(Path.home() / ".aws" / "credentials")
     return Path(shared).is_file()
-
-
-# ----------------------------------------------------------------------------- cloud rules
-
-def cloud_rule(source: dict) -> dict:
-    """The source's cloud rule as ``{"classes": [...]}`` or ``{"bits": [...], "fill_bits": [...]}``."""
-    if source.get("cloud_bits"):
-        return {"bits": [int(b) for b in source["cloud_bits"]], "fill_bits": [int(b) for b in source.get("fill_bits", [])]}
-    return {"classes": [int(c) for c in source.get("cloud_classes", [3, 8, 9, 10])]}
-
-
-def _bit_mask(bits: list[int]) -> int:
-    return sum(1 << b for b in bits)
-
-
-def cloudy_pixels(values: np.ndarray, rule: dict) -> np.ndarray:
-    """True where a cloud/QA band says cloud: a class in ``rule['classes']``, or any of the
-    bit flags ``rule['bits']`` set (QA_PIXEL: bit tests, never class equality)."""
-    if "bits" in rule:
-        return (values.astype(np.int64) & _bit_mask(rule["bits"])) != 0
-    return np.isin(values, rule["classes"])
-
-
-def fill_pixels(values: np.ndarray, rule: dict) -> np.ndarray:
-    """True where a bit-flag QA band marks fill (no data); classes have none beyond nodata."""
-    if rule.get("fill_bits"):
-        return (values.astype(np.int64) & _bit_mask(rule["fill_bits"])) != 0
-    return np.zeros(values.shape, bool)
 
 

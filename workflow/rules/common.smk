@@ -13,15 +13,20 @@ import pandas as pd
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+# GDAL's block cache defaults to 5 % of the machine's RAM (1.2 GB on 24 GB), which a full
+# scene fills: cap it so that a job's memory is what resources.py computes (MB).
+os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 
 # Declared so that executors (Slurm, Kubernetes) pass it on to remote jobs.
 envvars:
     "PYTHONPATH",
+    "GDAL_CACHEMAX",
 
 
 from icetrack.checks import prepare
 from icetrack.config import ConfigError, effective
+from icetrack.resources import mem_mb, runtime  # resources: sized from each job's inputs
 from icetrack.sources import resolve_source
 
 
@@ -80,10 +85,20 @@ def pairs_table(glacier):
     return pd.read_csv(path, dtype=str)
 
 
+def query_result(glacier):
+    """The glacier's scenes.csv. Before the query ran (main process) this waits for the
+    select_pairs checkpoint; once it exists it is read directly, because inside a cluster
+    job (a Slurm job runs only its own rules) the checkpoint counts as not run and a
+    params function may not depend on it."""
+    path = f"results/{glacier}/scenes.csv"
+    if not os.path.exists(path):
+        pairs_table(glacier)  # raises "incomplete checkpoint": Snakemake schedules query + select_pairs
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
 def scenes_of_date(w):
     """hrefs of the scenes of one date, read from the query result (after the checkpoint)."""
-    pairs_table(w.glacier)  # ensures the query ran
-    scenes = pd.read_csv(f"results/{w.glacier}/scenes.csv", dtype=str, keep_default_na=False)
+    scenes = query_result(w.glacier)
     rows = scenes[scenes["date"] == w.date].sort_values("id")
     out = {"ids": rows["id"].tolist(), "hrefs": rows["href"].tolist(), "cloud_hrefs": rows["cloud_href"].tolist()}
     # Each scene's own DN scale/offset (its STAC raster:bands, else the source's), from the query.
@@ -102,17 +117,23 @@ PAIR_OUTPUTS = ["vx.tif", "vy.tif", "v.tif", "velocity.nc", "quality.json", "spe
 GLACIER_OUTPUTS = ["cube.nc", "quality_summary.csv", "report/scenes.html", "report/pairs.html", "report/quality.html"]
 
 
-def all_outputs(wildcards):
-    out = []
-    for gid in SELECTED:
-        out += [f"results/{gid}/scenes.csv", f"results/{gid}/pairs.csv"]
+def glacier_outputs(gid):
+    """Input function of one glacier's outputs. The `all` target takes one per glacier, as Snakemake
+    resolves each input function on its own, so every glacier's select_pairs checkpoint is
+    scheduled at once (one function for all would stop at the first glacier whose pairs are
+    not known yet, and the glaciers' queries would run one after the other)."""
+
+    def outputs(wildcards):
+        out = [f"results/{gid}/scenes.csv", f"results/{gid}/pairs.csv"]
         out += [f"results/{gid}/{name}" for name in GLACIER_OUTPUTS]
         if GLACIERS[gid].get("points"):
             out += [f"results/{gid}/timeseries.csv", f"results/{gid}/timeseries.png"]
         for pair in pairs_table(gid)["pair"]:
             out += [f"results/{gid}/{pair}/{name}" for name in PAIR_OUTPUTS]
         out += reference_outputs(gid, pairs_table(gid)["pair"])  # reference.smk; none unless configured
-    return out
+        return out
+
+    return outputs
 
 
 onsuccess:
@@ -131,8 +152,7 @@ def pair_provenance(w):
     blocks = {name: effective(config, GLACIERS[w.glacier], name) for name in ("grid", "filter", "tracking", "postprocess")}
     blocks["source"] = glacier_source(w)
     blocks["glacier"] = {"glacier_id": w.glacier, **glacier_geometry(w)}
-    pairs_table(w.glacier)  # ensures the query ran
-    scenes = pd.read_csv(f"results/{w.glacier}/scenes.csv", dtype=str, keep_default_na=False)
+    scenes = query_result(w.glacier)
     ids = lambda d: sorted(scenes.loc[scenes["date"] == d, "id"])  # noqa: E731
     ref, sec = w.pair.split("_")
     return {"config": redact(blocks), "scene_ids_img1": ids(ref), "scene_ids_img2": ids(sec)}

@@ -11,8 +11,13 @@ rule export_geotiff:
         v="results/{glacier}/{pair}/v.tif",
     log:
         "logs/{glacier}/{pair}/export_geotiff.log",
+    resources:
+        mem_mb=mem_mb("export"),
+        runtime=runtime("export"),
+    group:
+        "pair"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/export_geotiff.py"
 
@@ -31,8 +36,13 @@ rule figure_speed:
         ),
     log:
         "logs/{glacier}/{pair}/figure_speed.log",
+    resources:
+        mem_mb=mem_mb("export"),
+        runtime=runtime("export"),
+    group:
+        "pair"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/figure_speed.py"
 
@@ -51,8 +61,13 @@ rule figure_quality:
         ),
     log:
         "logs/{glacier}/{pair}/figure_quality.log",
+    resources:
+        mem_mb=mem_mb("export"),
+        runtime=runtime("export"),
+    group:
+        "pair"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/figure_quality.py"
 
@@ -65,8 +80,13 @@ rule cube:
         "results/{glacier}/cube.nc",
     log:
         "logs/{glacier}/cube.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
+    group:
+        "glacier_summary"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/cube.py"
 
@@ -88,8 +108,13 @@ rule timeseries:
         points=lambda w: GLACIERS[w.glacier].get("points", ""),
     log:
         "logs/{glacier}/timeseries.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
+    group:
+        "glacier_summary"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/timeseries.py"
 
@@ -109,7 +134,12 @@ rule report_tables:
                        category="Tables", labels={"glacier": "{glacier}", "table": "quality"}),
     log:
         "logs/{glacier}/report_tables.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
+    group:
+        "glacier_summary"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/report_tables.py"

@@ -12,8 +12,11 @@ rule define_grid:
         glacier=glacier_geometry,
     log:
         "logs/{glacier}/define_grid.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/define_grid.py"
 
@@ -36,8 +39,12 @@ rule fetch:
     benchmark:
         "benchmarks/{glacier}/fetch/{date}.tsv"
     resources:
+        mem_mb=mem_mb("fetch"),
+        runtime=runtime("fetch"),
         http_connections=1,
+    group:
+        "scene"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/fetch.py"

@@ -12,7 +12,12 @@ rule filter_scene:
         "logs/{glacier}/filter/{date}.log",
     benchmark:
         "benchmarks/{glacier}/filter/{date}.tsv"
+    resources:
+        mem_mb=mem_mb("filter"),
+        runtime=runtime("filter"),
+    group:
+        "scene"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/tracking.yaml"
     script:
         "../../scripts/filter.py"

@@ -10,7 +10,12 @@ rule kernel_params:
         tracking=block("tracking"),
     log:
         "logs/{glacier}/{pair}/kernel_params.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
+    group:
+        "pair"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/tracking.yaml"
     script:
         "../../scripts/kernel_params.py"

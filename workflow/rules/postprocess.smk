@@ -28,7 +28,12 @@ rule postprocess:
         "logs/{glacier}/{pair}/postprocess.log",
     benchmark:
         "benchmarks/{glacier}/{pair}/postprocess.tsv"
+    resources:
+        mem_mb=mem_mb("postprocess"),
+        runtime=runtime("postprocess"),
+    group:
+        "pair"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/tracking.yaml"
     script:
         "../../scripts/postprocess.py"

@@ -13,8 +13,11 @@ rule demo_data:
         seed=config["sources"].get("demo", {}).get("seed", 0),
     log:
         "logs/demo_data.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/make_demo.py"
 
@@ -27,8 +30,11 @@ rule local_catalog:
         source=glacier_source,
     log:
         "logs/{glacier}/local_catalog.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/local_catalog.py"
 
@@ -45,8 +51,11 @@ rule query:
         "logs/{glacier}/query.log",
     benchmark:
         "benchmarks/{glacier}/query.tsv"
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/query.py"
 
@@ -60,7 +69,10 @@ checkpoint select_pairs:
         pairs=block("pairs"),
     log:
         "logs/{glacier}/select_pairs.log",
+    resources:
+        mem_mb=mem_mb("glacier"),
+        runtime=runtime("glacier"),
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/select_pairs.py"

@@ -21,7 +21,7 @@ rule reference:
     benchmark:
         "benchmarks/{glacier}/reference.tsv"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/io.yaml"
     script:
         "../../scripts/reference.py"
 
@@ -43,6 +43,6 @@ rule figure_reference:
     log:
         "logs/{glacier}/{pair}/figure_reference.log",
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/outputs.yaml"
     script:
         "../../scripts/reference_figure.py"

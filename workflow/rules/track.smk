@@ -17,7 +17,12 @@ rule track:
         "logs/{glacier}/{pair}/track.log",
     benchmark:
         "benchmarks/{glacier}/{pair}/track.tsv"
+    resources:
+        mem_mb=mem_mb("track"),
+        runtime=runtime("track"),
+    group:
+        "pair"
     conda:
-        "../../envs/icetrack.yaml"
+        "../../envs/tracking.yaml"
     script:
         "../../scripts/track.py"
