@@ -7,6 +7,7 @@ import contextlib
 import errno
 import glob
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,11 @@ from typing import Iterator
 # Below this many free bytes a failed write is blamed on a full disk, whatever the
 # library said (GDAL and HDF5 report ENOSPC as generic write errors).
 NEARLY_FULL_BYTES = 1 << 20
+# An error that says a write or seek failed is blamed on the disk below this much free space:
+# GDAL writes whole compressed strips/tiles, so the one that no longer fits can fail while
+# more than a MiB is still free.
+WRITE_FAILED_LOW_SPACE_BYTES = 64 << 20
+WRITE_FAILED = re.compile(r"write error|seek error|failed to write|could not write|no space", re.IGNORECASE)
 
 
 class DiskFullError(OSError):
@@ -62,7 +68,9 @@ def _free_bytes(folder: Path) -> int | None:
 
 def _raise_if_disk_full(error: BaseException, final: Path, free_at_failure: int | None = None) -> None:
     full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
-    nearly_full = free_at_failure is not None and free_at_failure < NEARLY_FULL_BYTES
+    write_failed = bool(WRITE_FAILED.search(str(error)))
+    nearly_full = free_at_failure is not None and (
+        free_at_failure < NEARLY_FULL_BYTES or (write_failed and free_at_failure < WRITE_FAILED_LOW_SPACE_BYTES))
     if full or nearly_full or "No space left" in str(error):
         free = _free_bytes(final.parent)
         shown = f"{free / 1e6:.1f} MB free" if free is not None else "free space unknown"
