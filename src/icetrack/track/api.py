@@ -28,7 +28,7 @@ def track_pair(
     prior_dx: np.ndarray | None = None,
     prior_dy: np.ndarray | None = None,
     workers: int = 1,
-    block_points: int = 4096,
+    block_points: int = 256,
     progress: Callable[[int], None] | None = None,
 ) -> OffsetField:
     """Track ``sec`` against ``ref`` on a regular grid of chips.
@@ -88,8 +88,8 @@ def track_pair(
         r, c = rows.flat[sel], cols.flat[sel]
         wr = r + prior_y.flat[sel] - search_px + pad
         wc = c + prior_x.flat[sel] - search_px + pad
-        chips = chips_view[r, c].astype(np.float64)
-        windows = windows_view[wr, wc].astype(np.float64)
+        chips = chips_view[r, c]
+        windows = windows_view[wr, wc]
         out = kernel(chips, windows, workers=workers)
         dy = out["dy"] + prior_y.flat[sel]
         dx = out["dx"] + prior_x.flat[sel]

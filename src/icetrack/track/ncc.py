@@ -1,0 +1,107 @@
+"""Normalised cross-correlation surfaces of chip batches (Lewis 1995), shared by both kernels.
+
+For a reference chip t (N×N, zero-mean) and a search window w (M×M, M = N + 2s):
+
+    ncc(u, v) = Σ t(x) w(x+u) / ( ||t|| · sqrt(Σ_patch w² − (Σ_patch w)² / N²) )
+
+The numerator of every lag comes from one product of real FFTs of size ≥ M (no
+wrap-around for lags 0..2s), batched over chips and bands; the patch sums of w and w²
+come from summed-area tables. Multi-band chips (B, K, N, N) — e.g. the two components
+of an orientation image — correlate as one vector-valued image: numerators, chip
+energies and window variances are summed over bands before normalising.
+
+The FFTs run in float32 (6× faster than float64 here; the numerator's relative error,
+~1e-6, is far below the texture's noise); the sums that are differenced (summed-area
+tables) stay in float64, in compiled code, over the (2s+1)² lags only.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.fft as sfft
+
+SNR_EXCLUDE_PX = 2  # ampcor leaves the peak's 5×5 neighbourhood out of the SNR's mean
+
+
+def as_banded(a: np.ndarray) -> np.ndarray:
+    """(B, N, N) → (B, 1, N, N); (B, K, N, N) unchanged."""
+    return a[:, None] if a.ndim == 3 else a
+
+
+def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """NCC surfaces of chips (B[, K], N, N) inside windows (B[, K], M, M).
+
+    Returns (surfaces (B, 2s+1, 2s+1) float64, iy, ix (integer peak), peak, snr), where
+    the SNR is ampcor's: peak² over the mean of surface² outside the peak's 5×5 box.
+    """
+    chips, windows = as_banded(chips), as_banded(windows)
+    n, m = chips.shape[-1], windows.shape[-1]
+    size = sfft.next_fast_len(m, real=True)
+    t = chips.astype(np.float32)
+    t = t - t.mean(axis=(2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
+    t_norm = np.sqrt(np.einsum("bkij,bkij->b", t, t, dtype=np.float64))
+    w = windows.astype(np.float32)
+    lags = m - n + 1
+    spectrum = sfft.rfft2(w, s=(size, size), workers=workers)
+    # The chip fills only n of the size rows: transform those rows, then the columns.
+    chip_rows = sfft.rfft(t, n=size, axis=-1, workers=workers)
+    spectrum *= sfft.fft(chip_rows, n=size, axis=-2, workers=workers).conj()
+    # Only lags 0 … 2s are wanted: inverse the columns, then only those rows.
+    columns = sfft.ifft(spectrum.sum(axis=1), axis=-2, workers=workers)[:, :lags]
+    num = sfft.irfft(columns, n=size, axis=-1, workers=workers)
+    return _normalise(num, w, t_norm, n, lags)
+
+
+@numba.njit(parallel=True, cache=True)
+def _normalise(num, windows, t_norm, n, lags):  # pragma: no cover - compiled
+    b_count, k_count = windows.shape[0], windows.shape[1]
+    m = windows.shape[2]
+    out = np.zeros((b_count, lags, lags))
+    iy = np.zeros(b_count, np.int64)
+    ix = np.zeros(b_count, np.int64)
+    peak = np.zeros(b_count)
+    snr = np.zeros(b_count)
+    inv_area = 1.0 / (n * n)
+    for b in numba.prange(b_count):
+        var = np.zeros((lags, lags))
+        for k in range(k_count):
+            s1 = np.zeros((m + 1, m + 1))
+            s2 = np.zeros((m + 1, m + 1))
+            for i in range(m):
+                r1 = 0.0
+                r2 = 0.0
+                for j in range(m):
+                    v = np.float64(windows[b, k, i, j])
+                    r1 += v
+                    r2 += v * v
+                    s1[i + 1, j + 1] = s1[i, j + 1] + r1
+                    s2[i + 1, j + 1] = s2[i, j + 1] + r2
+            for i in range(lags):
+                for j in range(lags):
+                    p1 = s1[i + n, j + n] - s1[i, j + n] - s1[i + n, j] + s1[i, j]
+                    p2 = s2[i + n, j + n] - s2[i, j + n] - s2[i + n, j] + s2[i, j]
+                    var[i, j] += max(p2 - p1 * p1 * inv_area, 0.0)
+        best = -np.inf
+        total = 0.0
+        floor = 1e-12 * n * n * t_norm[b]
+        for i in range(lags):
+            for j in range(lags):
+                denom = np.sqrt(var[i, j]) * t_norm[b]
+                value = num[b, i, j] / denom if denom > floor else 0.0
+                out[b, i, j] = value
+                total += value * value
+                if value > best:
+                    best = value
+                    iy[b] = i
+                    ix[b] = j
+        peak[b] = best
+        near = 0.0
+        count = 0
+        for i in range(max(iy[b] - SNR_EXCLUDE_PX, 0), min(iy[b] + SNR_EXCLUDE_PX + 1, lags)):
+            for j in range(max(ix[b] - SNR_EXCLUDE_PX, 0), min(ix[b] + SNR_EXCLUDE_PX + 1, lags)):
+                near += out[b, i, j] ** 2
+                count += 1
+        mean_away = (total - near) / max(lags * lags - count, 1)
+        snr[b] = best * best / mean_away if mean_away > 0 else np.inf
+    return out, iy, ix, peak, snr
