@@ -1,28 +1,114 @@
-"""The ``fft_ncc`` kernel: FFT normalised cross-correlation, then Lucas–Kanade sub-pixel.
+"""The ``fft_ncc`` kernel: normalised cross-correlation, coarse-to-fine, quadratic sub-pixel.
 
-1. The full NCC surface over the search window (:func:`icetrack.track.ncc.ncc_surfaces`:
-   batched float32 FFTs, summed-area-table normalisation) gives the integer peak, the
-   peak correlation and ampcor's SNR — robust to large offsets and to gain/offset changes.
-2. A 2-D quadratic fit on the peak's 3×3 neighbourhood gives a first sub-pixel estimate
-   and the surface's curvature (for the error estimate).
-3. Inverse-compositional Lucas–Kanade on the image intensities
-   (:func:`icetrack.track.subpixel.lucas_kanade_refine`) converges from there to the
-   least-squares translation: no pixel locking, unlike any fit on integer lags.
+Per batch of chips (all steps batched and compiled; no Python loop over chips):
+
+1. **Coarse**: both chip and window are 2×2-averaged and the full NCC surface over the
+   whole search window is computed by FFT (:func:`icetrack.track.ncc.ncc_surfaces`:
+   batched float32 ``scipy.fft``, summed-area normalisation after Lewis 1995) — a quarter
+   of the pixels, a quarter of the lags. Its peak gives the integer offset to ±1 px and
+   its surface gives ampcor's SNR.
+2. **Fine**: at full resolution, direct NCC on the 3×3 lags around twice the coarse
+   peak, hill-climbing to the local maximum (:func:`icetrack.track.direct.hill_climb_ncc`).
+3. **Fallback**: chips whose climb did not settle or whose peak is weak (low-texture or
+   decorrelated ice, where the coarse pass is unsure) get the full-resolution FFT search.
+4. **Sub-pixel**: a 2-D Gaussian fit (quadratic on the log of the 3×3 neighbourhood of
+   the peak, :func:`icetrack.track.subpixel.quadratic_fit_3x3`) starts one step of
+   inverse-compositional Lucas–Kanade on the intensities
+   (:func:`icetrack.track.subpixel.lucas_kanade_refine`), which removes most of the
+   fit's pixel locking. On the benchmark (32-px chips): Gaussian fit alone RMSE 0.045 px,
+   |bias| 0.015 px on a uniform shift; + one LK step 0.026 / 0.009 px; a linear
+   quadratic fit as the start 0.032 / 0.012 px.
+
+``coarse_to_fine=False`` runs the full-resolution FFT search on every chip (step 3 for all).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
+from .direct import hill_climb_ncc
 from .ncc import as_banded, ncc_surfaces
-from .subpixel import lucas_kanade_refine, quadratic_peak_2d
+from .subpixel import lucas_kanade_refine, quadratic_fit_3x3
+
+FALLBACK_PEAK = 0.5  # below this fine NCC peak the coarse pass may have picked a wrong hill
+MIN_COARSE_CHIP_PX = 16  # a 2× coarse chip of < 8 px has too little texture to find the peak
+LOG_FLOOR = 1e-3  # NCC values at or below 0 cannot be logged: the Gaussian fit clips them here
 
 
-def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> dict[str, np.ndarray]:
+def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, coarse_to_fine: bool = True,
+                lk_iterations: int = 1) -> dict[str, np.ndarray]:
     """Offsets of each chip (B[, K], N, N) inside its window (B[, K], M, M), relative to
-    the window's centre lag (px). Returns dict of dy, dx, peak, snr, curv_y, curv_x."""
-    surfaces, iy, ix, peak, snr = ncc_surfaces(chips, windows, workers)
-    fit_y, fit_x, curv_y, curv_x = quadratic_peak_2d(surfaces, iy, ix)
-    sy, sx = lucas_kanade_refine(as_banded(chips), as_banded(windows), fit_y, fit_x)
-    centre = (surfaces.shape[1] - 1) / 2
+    the window's centre lag (px). Returns a dict of per-chip arrays: dy, dx (px), peak
+    (NCC), snr (ampcor's), curv_y, curv_x (−∂²ncc/∂y², −∂²ncc/∂x², per px²).
+
+    ``coarse_to_fine=False`` searches every chip at full resolution; ``lk_iterations``
+    Lucas–Kanade steps follow the Gaussian peak fit (0: the fit alone)."""
+    chips, windows = as_banded(chips), as_banded(windows)
+    n, m = chips.shape[-1], windows.shape[-1]
+    lags = m - n + 1
+    centre = (lags - 1) / 2
+    if coarse_to_fine and n >= MIN_COARSE_CHIP_PX and lags >= 9:
+        iy, ix, z, peak, snr, unsure = _coarse_then_climb(chips, windows, workers)
+    else:
+        iy, ix, z, peak, snr, unsure = (None,) * 5 + (np.ones(len(chips), bool),)
+    if unsure.any():
+        full = np.flatnonzero(unsure)
+        surfaces, fy, fx, fpeak, fsnr = ncc_surfaces(chips[full], windows[full], workers)
+        fz = _neighbourhood(surfaces, fy, fx)
+        if iy is None:
+            iy, ix, z, peak, snr = fy, fx, fz, fpeak, fsnr
+        else:
+            iy[full], ix[full], z[full], peak[full], snr[full] = fy, fx, fz, fpeak, fsnr
+    _, _, curv_y, curv_x = quadratic_fit_3x3(z)  # curvature of the NCC itself, for the error estimate
+    oy, ox, _, _ = quadratic_fit_3x3(np.log(np.clip(z, LOG_FLOOR, None)))
+    inner = (iy >= 1) & (iy <= lags - 2) & (ix >= 1) & (ix <= lags - 2)
+    sy = np.where(inner, iy + oy, np.nan)
+    sx = np.where(inner, ix + ox, np.nan)
+    if lk_iterations > 0:
+        sy, sx = lucas_kanade_refine(chips, windows, sy, sx, iterations=lk_iterations)
     return {"dy": sy - centre, "dx": sx - centre, "peak": peak, "snr": snr, "curv_y": curv_y, "curv_x": curv_x}
+
+
+def _coarse_then_climb(chips: np.ndarray, windows: np.ndarray, workers: int):
+    """Steps 1–2: integer peak from the 2× coarse FFT NCC, refined by a full-resolution climb."""
+    coarse_chips, coarse_windows = downsample2(chips), downsample2(windows)
+    _, cy, cx, coarse_peak, coarse_snr = ncc_surfaces(coarse_chips, coarse_windows, workers)
+    iy, ix, z, converged = hill_climb_ncc(chips, windows, 2 * cy, 2 * cx)
+    peak = z[:, 1, 1]
+    # The SNR's denominator (mean correlation away from the peak) is a property of the
+    # texture over the whole search window: take it from the coarse surface, the peak
+    # from the fine one.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = coarse_snr * (peak / coarse_peak) ** 2
+    unsure = ~converged | ~(peak >= FALLBACK_PEAK)
+    return iy, ix, z, peak, snr, unsure
+
+
+def _neighbourhood(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+    """The 3×3 samples (B, 3, 3) around each peak; NaN beyond the surface's border."""
+    padded = np.pad(surfaces, ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    k = np.arange(len(surfaces))[:, None, None]
+    d = np.arange(3)
+    return padded[k, (iy[:, None] + d)[:, :, None], (ix[:, None] + d)[:, None, :]]
+
+
+def downsample2(a: np.ndarray) -> np.ndarray:
+    """2×2 block mean of the last two axes of a (B, K, H, W) stack → (B, K, H//2, W//2), float32."""
+    return _downsample2(np.ascontiguousarray(a, dtype=np.float32))
+
+
+@numba.njit(parallel=True, cache=True)
+def _downsample2(a):  # pragma: no cover - compiled
+    b_count, k_count, h, w = a.shape
+    out = np.empty((b_count, k_count, h // 2, w // 2), np.float32)
+    for b in numba.prange(b_count):
+        for k in range(k_count):
+            for i in range(h // 2):
+                for j in range(w // 2):
+                    out[b, k, i, j] = 0.25 * (a[b, k, 2 * i, 2 * j] + a[b, k, 2 * i, 2 * j + 1]
+                                              + a[b, k, 2 * i + 1, 2 * j] + a[b, k, 2 * i + 1, 2 * j + 1])
+    return out
+
+
+__all__ = ["track_batch", "downsample2"]
