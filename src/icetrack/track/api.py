@@ -7,13 +7,14 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import fft_ncc
+from . import ampcor, fft_ncc
 from .result import OffsetField, point_grid
 
 # A kernel maps (chips (B,N,N), windows (B,M,M), workers) to per-chip dy, dx, peak,
 # snr, curv_y, curv_x. New kernels register here and get blocks, priors, NaN handling
 # and georeferencing from ``track_pair`` for free.
-KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"fft_ncc": fft_ncc.track_batch}
+KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"fft_ncc": fft_ncc.track_batch,
+                                                            "ampcor": ampcor.track_batch}
 
 MIN_VALID_FRACTION = 0.9  # chips with more missing (cloud/NaN) pixels are not tracked
 

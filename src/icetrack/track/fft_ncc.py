@@ -45,21 +45,9 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, coarse
     ``coarse_to_fine=False`` searches every chip at full resolution; ``lk_iterations``
     Lucas–Kanade steps follow the Gaussian peak fit (0: the fit alone)."""
     chips, windows = as_banded(chips), as_banded(windows)
-    n, m = chips.shape[-1], windows.shape[-1]
-    lags = m - n + 1
+    lags = windows.shape[-1] - chips.shape[-1] + 1
     centre = (lags - 1) / 2
-    if coarse_to_fine and n >= MIN_COARSE_CHIP_PX and lags >= 9:
-        iy, ix, z, peak, snr, unsure = _coarse_then_climb(chips, windows, workers)
-    else:
-        iy, ix, z, peak, snr, unsure = (None,) * 5 + (np.ones(len(chips), bool),)
-    if unsure.any():
-        full = np.flatnonzero(unsure)
-        surfaces, fy, fx, fpeak, fsnr = ncc_surfaces(chips[full], windows[full], workers)
-        fz = _neighbourhood(surfaces, fy, fx)
-        if iy is None:
-            iy, ix, z, peak, snr = fy, fx, fz, fpeak, fsnr
-        else:
-            iy[full], ix[full], z[full], peak[full], snr[full] = fy, fx, fz, fpeak, fsnr
+    iy, ix, z, peak, snr = integer_peak(chips, windows, workers, coarse_to_fine)
     _, _, curv_y, curv_x = quadratic_fit_3x3(z)  # curvature of the NCC itself, for the error estimate
     oy, ox, _, _ = quadratic_fit_3x3(np.log(np.clip(z, LOG_FLOOR, None)))
     inner = (iy >= 1) & (iy <= lags - 2) & (ix >= 1) & (ix <= lags - 2)
@@ -68,6 +56,28 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, coarse
     if lk_iterations > 0:
         sy, sx = lucas_kanade_refine(chips, windows, sy, sx, iterations=lk_iterations)
     return {"dy": sy - centre, "dx": sx - centre, "peak": peak, "snr": snr, "curv_y": curv_y, "curv_x": curv_x}
+
+
+def integer_peak(chips: np.ndarray, windows: np.ndarray, workers: int = 1, coarse_to_fine: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Integer NCC peak of each chip (B, K, N, N) in its window (B, K, M, M), steps 1–3.
+
+    Returns (iy, ix, z, peak, snr): the peak lag (the chip's top-left position in the
+    window, px), the NCC on its 3×3 neighbourhood (B, 3, 3), the peak NCC and ampcor's SNR.
+    """
+    n, m = chips.shape[-1], windows.shape[-1]
+    if coarse_to_fine and n >= MIN_COARSE_CHIP_PX and m - n + 1 >= 9:
+        iy, ix, z, peak, snr, unsure = _coarse_then_climb(chips, windows, workers)
+    else:
+        iy, ix, z, peak, snr, unsure = (None,) * 5 + (np.ones(len(chips), bool),)
+    if unsure.any():
+        full = np.flatnonzero(unsure)
+        surfaces, fy, fx, fpeak, fsnr = ncc_surfaces(chips[full], windows[full], workers)
+        fz = _neighbourhood(surfaces, fy, fx)
+        if iy is None:
+            return fy, fx, fz, fpeak, fsnr
+        iy[full], ix[full], z[full], peak[full], snr[full] = fy, fx, fz, fpeak, fsnr
+    return iy, ix, z, peak, snr
 
 
 def _coarse_then_climb(chips: np.ndarray, windows: np.ndarray, workers: int):
@@ -111,4 +121,4 @@ def _downsample2(a):  # pragma: no cover - compiled
     return out
 
 
-__all__ = ["track_batch", "downsample2"]
+__all__ = ["track_batch", "integer_peak", "downsample2"]
