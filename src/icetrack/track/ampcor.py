@@ -8,11 +8,11 @@
    ``±OVERSAMPLED_SEARCH_PX`` around the integer peak are oversampled ×2 by FFT
    zero-padding (ampcor's raw-data oversampling) and correlated again (normalised
    cross-correlation by FFT, :func:`icetrack.track.ncc.ncc_surfaces`), on a 0.5-px lag grid.
-3. **Zoom** — a ``ZOOM_WINDOW``-sample window of that surface around its peak is
-   zoomed ×``oversampling_factor`` by Fourier (sinc) interpolation, evaluated as two small
-   DFT matrix products (Guizar-Sicairos et al. 2008) on the ±1-sample neighbourhood of the
-   peak only: with the ×2 level the offsets resolve to 1 / (2 · oversampling_factor) px
-   (1/32 px at ampcor's default 16).
+3. **Zoom** — that surface is zoomed ×``oversampling_factor`` by windowed-sinc
+   (Lanczos) interpolation on the ±1-sample neighbourhood of its peak only (two small
+   matrix products per chip): with the ×2 level the offsets resolve to
+   1 / (2 · oversampling_factor) px (1/32 px at ampcor's default 16), and a quadratic fit
+   on the zoomed maximum's 3×3 neighbourhood places the peak between zoom samples.
 
 SNR is ampcor's (peak² over the mean of the squared surface away from the peak, from
 level 1); the curvature of the level-2 surface at its peak gives the error estimate.
@@ -28,8 +28,7 @@ from .ncc import as_banded, ncc_surfaces
 from .subpixel import quadratic_fit_3x3
 
 RAW_OVERSAMPLING = 2  # ampcor's rawDataOversamplingFactor: the correlation has twice the images' bandwidth
-OVERSAMPLED_SEARCH_PX = 2  # ± search of level 2 around the integer peak (px); the level-1 peak is within ±1
-ZOOM_WINDOW = 8  # samples of the level-2 surface that are zoomed (ampcor: corrSurfaceZoomInWindow)
+OVERSAMPLED_SEARCH_PX = 2  # ± search of level 2 around the integer peak (px); 2·(N + 2·2) is a fast FFT length for N = 32, 64
 DEFAULT_OVERSAMPLING = 16  # ampcor's corrSurfaceOverSamplingFactor
 
 
@@ -67,7 +66,8 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, oversa
     dy = np.where(inner, top + zy / RAW_OVERSAMPLING - centre, np.nan)
     dx = np.where(inner, left + zx / RAW_OVERSAMPLING - centre, np.nan)
     scale = RAW_OVERSAMPLING ** 2  # curvature per (0.5 px)² → per px²
-    return {"dy": dy, "dx": dx, "peak": np.maximum(peak, peak2), "snr": snr,
+    # ampcor reports the peak of the oversampled correlation (level 2), where there is one.
+    return {"dy": dy, "dx": dx, "peak": np.where(inner, peak2, peak), "snr": snr,
             "curv_y": curv_y * scale, "curv_x": curv_x * scale}
 
 
@@ -86,28 +86,38 @@ def oversample(a: np.ndarray, factor: int, workers: int = 1) -> np.ndarray:
 
 
 def zoom_peak(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Peak of each surface (B, L, L) to 1/``factor`` sample by Fourier interpolation of
-    the ZOOM_WINDOW × ZOOM_WINDOW samples around its integer peak (iy, ix).
+    """Peak of each surface (B, L, L) to 1/``factor`` sample and finer, by sinc zoom.
 
-    The window's DFT is evaluated back on a grid of step 1/factor over ±1 sample around
-    the peak only (2·factor + 1 points per axis) as two matrix products, instead of
-    zero-padding the window's spectrum factor-fold and inverting it all.
-    Returns the peak position (B,) in surface samples.
+    The surface is interpolated with a Lanczos-``ZOOM_LANCZOS`` (windowed sinc) kernel on a
+    grid of step 1/factor over ±1 sample around its integer peak (iy, ix) — 2·factor + 1
+    points per axis, two small matrix products per chip — instead of zero-padding a
+    window's spectrum factor-fold (periodic, so it rings at the window's edges). A 2-D
+    quadratic fit on the zoomed maximum's 3×3 neighbourhood then places the peak between
+    zoom samples. Returns the peak position (B,) in surface samples.
     """
     b_count, length = surfaces.shape[0], surfaces.shape[-1]
-    w = min(ZOOM_WINDOW, length)
-    top = np.clip(iy - w // 2, 0, length - w)
-    left = np.clip(ix - w // 2, 0, length - w)
-    span = np.arange(w)
-    patch = surfaces[np.arange(b_count)[:, None, None], (top[:, None] + span)[:, :, None], (left[:, None] + span)[:, None, :]]
-    spectrum = np.fft.fft2(patch)
-    freq = np.fft.fftfreq(w)  # cycles per sample
-    grid = np.arange(-factor, factor + 1) / factor  # ±1 sample around the integer peak
-    pos_y = (iy - top)[:, None] + grid[None, :]
-    pos_x = (ix - left)[:, None] + grid[None, :]
-    ky = np.exp(2j * np.pi * pos_y[:, :, None] * freq[None, None, :]) / w  # (B, G, w)
-    kx = np.exp(2j * np.pi * pos_x[:, :, None] * freq[None, None, :]) / w
-    zoomed = (ky @ spectrum @ kx.transpose(0, 2, 1)).real
+    grid = np.arange(-factor, factor + 1) / factor
+    taps = np.arange(length)
+    wy = _lanczos_matrix(iy[:, None] + grid[None, :], taps)  # (B, G, L)
+    wx = _lanczos_matrix(ix[:, None] + grid[None, :], taps)
+    zoomed = wy @ surfaces @ wx.transpose(0, 2, 1)  # (B, G, G)
+    g = grid.size
     flat = zoomed.reshape(b_count, -1).argmax(axis=1)
-    gy, gx = np.divmod(flat, grid.size)
-    return iy + grid[gy], ix + grid[gx]
+    gy, gx = np.divmod(flat, g)
+    cy, cx = np.clip(gy, 1, g - 2), np.clip(gx, 1, g - 2)
+    d = np.arange(-1, 2)
+    z = zoomed[np.arange(b_count)[:, None, None], (cy[:, None] + d)[:, :, None], (cx[:, None] + d)[:, None, :]]
+    oy, ox, _, _ = quadratic_fit_3x3(z)
+    fy = np.where(np.isfinite(oy) & (cy == gy), cy + oy, gy)
+    fx = np.where(np.isfinite(ox) & (cx == gx), cx + ox, gx)
+    return iy + (fy - factor) / factor, ix + (fx - factor) / factor
+
+
+ZOOM_LANCZOS = 4  # 8-tap windowed sinc
+
+
+def _lanczos_matrix(positions: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Row-normalised Lanczos weights (B, G, L) of samples ``taps`` at ``positions`` (B, G)."""
+    x = positions[:, :, None] - taps[None, None, :]
+    w = np.where(np.abs(x) < ZOOM_LANCZOS, np.sinc(x) * np.sinc(x / ZOOM_LANCZOS), 0.0)
+    return w / w.sum(axis=-1, keepdims=True)
