@@ -3,6 +3,7 @@ import time
 
 import numpy as np
 
+from icetrack.kernel_params import kernel_options
 from icetrack.offsets_io import write_offsets
 from icetrack.outcome import input_validity
 from icetrack.rasters import read_band
@@ -17,7 +18,8 @@ grid = point_grid(ref.shape, k["chip_px"], k["step_px"])
 t0 = time.time()
 with progress(grid.n_rows * grid.n_cols, f"track {snakemake.wildcards.pair}", "pt") as bar:
     field = track_pair(ref, sec, k["chip_px"], k["search_px"], k["step_px"], k["method"],
-                       workers=snakemake.threads, progress=bar.update)
+                       workers=snakemake.threads, progress=bar.update, kernel_options=kernel_options(k),
+                       coarse_prior=k.get("coarse_prior", False), prior_search_px=k.get("prior_search_px", 3))
 k["inputs"] = input_validity(ref, sec)  # lets quality.json say why a map is empty
 write_offsets(snakemake.output[0], field, transform, crs, k)
 n = field.dx.size

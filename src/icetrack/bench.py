@@ -1,6 +1,7 @@
 """Tracking benchmark: icetrack's kernels against OpenCV and scikit-image, same chips, same process.
 
     python -m icetrack.bench [--seed 0] [--size 1024] [--threads 2] [--json bench.json]
+    python -m icetrack.bench --memory [--scene-px 10980] [--method fft_ncc]
 
 Cases (generated here, truth known exactly):
 
@@ -130,12 +131,10 @@ def make_cases(size: int, seed: int) -> dict[str, Case]:
 
 
 def icetrack_method(name: str, threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray]]:
-    import inspect
-
-    from .track.api import KERNELS, track_pair
+    from .track.api import BLOCK_POINTS as block  # chips per kernel call, as the workflow runs it
+    from .track.api import KERNELS
 
     kernel = KERNELS[name]
-    block = inspect.signature(track_pair).parameters["block_points"].default  # as the workflow runs it
 
     def run(case: Case) -> tuple[np.ndarray, np.ndarray]:
         dx, dy = np.empty(len(case.chips)), np.empty(len(case.chips))
@@ -254,13 +253,78 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+MEMORY_STEP_PX = 16
+
+
+def memory_child(scene_px: int, method: str, threads: int) -> dict[str, float]:
+    """Run in a fresh process: track a scene_px² pair (32-px chips every 16 px); peak RSS.
+
+    The images are synthetic float32 texture (the secondary shifted by (3, −2) px), made
+    in strips so their making does not inflate the peak. Returns the RSS with only the
+    images in memory, the peak RSS over the whole run (MB) and the median offsets."""
+    import resource
+
+    from .track import track_pair
+
+    rng = np.random.default_rng(0)
+    ref = np.empty((scene_px, scene_px), np.float32)
+    for r in range(0, scene_px, 1024):
+        block = rng.standard_normal((min(1024, scene_px - r) + 8, scene_px)).astype(np.float32)
+        ref[r:r + 1024] = ndimage.uniform_filter(block, 3)[4:4 + min(1024, scene_px - r)]
+    sec = np.empty_like(ref)
+    sec[3:, :-2] = ref[:-3, 2:]  # features move 3 px down, 2 px left
+    sec[:3], sec[:, -2:] = ref[:3], ref[:, -2:]
+    images_mb = _rss_mb()
+    start = time.perf_counter()
+    field = track_pair(ref, sec, CHIP_PX, SEARCH_PX, MEMORY_STEP_PX, method, workers=threads)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"scene_px": scene_px, "method": method, "points": int(field.dx.size), "seconds": seconds,
+            "images_mb": 2 * ref.nbytes / 2**20, "rss_with_images_mb": images_mb, "peak_rss_mb": peak_mb,
+            "median_dx_px": float(np.nanmedian(field.dx)), "median_dy_px": float(np.nanmedian(field.dy))}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_memory(scene_px: int, method: str, threads: int) -> dict[str, float]:
+    """:func:`memory_child` in a child process, so its peak RSS is the tracking's alone."""
+    import subprocess
+    import sys
+
+    code = (f"import json; from icetrack.bench import memory_child; "
+            f"print(json.dumps(memory_child({scene_px}, {method!r}, {threads})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m icetrack.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="random seed of the generated cases")
     parser.add_argument("--size", type=int, default=1024, help="side of the generated images (px)")
     parser.add_argument("--threads", type=int, default=2, help="threads per method (default: 2)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    parser.add_argument("--memory", action="store_true",
+                        help="instead: peak RSS of tracking a --scene-px² pair (32-px chips every 16 px) in a child process")
+    parser.add_argument("--scene-px", type=int, default=10980, help="scene side for --memory (default: a Sentinel-2 tile)")
+    parser.add_argument("--method", default="fft_ncc", help="kernel for --memory")
     args = parser.parse_args(argv)
+    if args.memory:
+        figures = measure_memory(args.scene_px, args.method, args.threads)
+        print(f"{figures['method']}: {figures['scene_px']}² px pair, {figures['points']} points in "
+              f"{figures['seconds']:.1f} s; images {figures['images_mb']:.0f} MB, RSS with images "
+              f"{figures['rss_with_images_mb']:.0f} MB, peak RSS {figures['peak_rss_mb']:.0f} MB; "
+              f"median offset ({figures['median_dx_px']:.3f}, {figures['median_dy_px']:.3f}) px (true (-2, 3))")
+        if args.json:
+            from .atomic import write_text_atomic
+
+            write_text_atomic(args.json, json.dumps(figures, indent=2))
+        return
     if args.size < CHIP_PX + 2 * SEARCH_PX:
         parser.error(f"--size must be ≥ {CHIP_PX + 2 * SEARCH_PX} px (one chip plus its search window)")
     results = run_benchmark(args.size, args.seed, args.threads)

@@ -78,11 +78,18 @@ def oversample(a: np.ndarray, factor: int, workers: int = 1) -> np.ndarray:
     input of N samples gives factor·N samples spanning the same N px."""
     h, w = a.shape[-2:]
     spectrum = sfft.rfft2(a.astype(np.float32), workers=workers)
-    padded = np.zeros(a.shape[:-2] + (factor * h, factor * w // 2 + 1), dtype=spectrum.dtype)
-    half = (h + 1) // 2
-    padded[..., :half, : spectrum.shape[-1]] = spectrum[..., :half, :]
-    padded[..., -(h - half):, : spectrum.shape[-1]] = spectrum[..., half:, :]
-    return sfft.irfft2(padded, s=(factor * h, factor * w), workers=workers).astype(np.float32) * (factor * factor)
+    if w % 2 == 0:  # the Nyquist column becomes a regular frequency: split it between ±w/2
+        spectrum[..., -1] *= 0.5
+    big_h = factor * h
+    padded = np.zeros(a.shape[:-2] + (big_h, factor * w // 2 + 1), dtype=spectrum.dtype)
+    cols = spectrum.shape[-1]
+    pos = (h + 1) // 2  # rows 0 … pos−1 are non-negative frequencies
+    padded[..., :pos, :cols] = spectrum[..., :pos, :]
+    padded[..., big_h - (h - pos):, :cols] = spectrum[..., pos:, :]
+    if h % 2 == 0:  # the Nyquist row likewise, between ±h/2
+        padded[..., big_h - h // 2, :cols] *= 0.5
+        padded[..., h // 2, :cols] = padded[..., big_h - h // 2, :cols]
+    return sfft.irfft2(padded, s=(big_h, factor * w), workers=workers).astype(np.float32) * (factor * factor)
 
 
 def zoom_peak(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,109 @@
+"""The two kernels' own promises, in pixels on known shifts: ampcor's 1/32-px zoom, the
+coarse-to-fine paths (within the kernel and as a coarse prior pass), the full-search
+fallback, strip processing, and the config → kernel parameters mapping."""
+
+import numpy as np
+import pytest
+
+from conftest import shifted, textured
+from icetrack.kernel_params import kernel_options, kernel_parameters
+from icetrack.track import api, fft_ncc, track_pair
+from icetrack.track.ampcor import oversample, zoom_peak
+
+
+def test_ampcor_resolves_finer_than_a_32nd_of_a_pixel():
+    """A shift of 0.3 px is not a multiple of 1/32 px: its recovery must not be quantised."""
+    ref = textured((256, 256), seed=11)
+    sec = shifted(ref, 0.3, -1.7)
+    field = track_pair(ref, sec, 32, 6, 16, method="ampcor")
+    inner = np.s_[1:-1, 1:-1]
+    assert np.nanmedian(np.abs(field.dy[inner] - 0.3)) < 0.02
+    assert np.nanmedian(np.abs(field.dx[inner] + 1.7)) < 0.02
+    assert np.unique(np.round(field.dy[inner] * 1024)).size > 5  # not all on one 1/32 step
+
+
+def test_ampcor_oversampling_keeps_the_samples_and_interpolates_between():
+    image = textured((32, 32), seed=12).astype(np.float32)
+    fine = oversample(image[None, None], 2)[0, 0]
+    assert fine.shape == (64, 64)
+    np.testing.assert_allclose(fine[::2, ::2], image, atol=1e-4)
+
+
+def test_zoom_finds_a_known_sub_sample_peak():
+    """A Gaussian peak at (5.3, 4.65) samples on an 11×11 surface, zoomed ×16 (a sampled
+    Gaussian is not band-limited, so the windowed sinc is off by ~0.015 sample)."""
+    y, x = np.mgrid[0:11, 0:11]
+    surface = np.exp(-((y - 5.3) ** 2 + (x - 4.65) ** 2) / (2 * 1.5**2))[None]
+    zy, zx = zoom_peak(surface, np.array([5]), np.array([5]), 16)
+    assert abs(zy[0] - 5.3) < 0.02 and abs(zx[0] - 4.65) < 0.02  # samples; level-2 samples are 0.5 px
+
+
+@pytest.mark.parametrize("method", ["fft_ncc", "ampcor"])
+def test_coarse_prior_pass_reaches_beyond_the_fine_search(method):
+    """A 13 px shift with ±14 px: the coarse pass (±8 px on 2× images) finds it, the fine
+    pass only searches ±3 px around it, and both recover the sub-pixel shift."""
+    ref = textured((384, 384), seed=13)
+    sec = shifted(ref, -13.4, 6.2)
+    field = track_pair(ref, sec, 32, 14, 16, method=method, coarse_prior=True)
+    inner = np.s_[2:-2, 2:-2]
+    assert np.isfinite(field.dx[inner]).mean() > 0.95
+    assert np.nanmedian(np.abs(field.dy[inner] + 13.4)) < 0.05
+    assert np.nanmedian(np.abs(field.dx[inner] - 6.2)) < 0.05
+
+
+def test_full_search_fallback_and_coarse_to_fine_agree():
+    ref = textured((256, 256), seed=14)
+    sec = shifted(ref, 4.6, -7.3)
+    fast = track_pair(ref, sec, 32, 10, 16)
+    full = track_pair(ref, sec, 32, 10, 16, kernel_options={"coarse_to_fine": False})
+    inner = np.s_[1:-1, 1:-1]
+    np.testing.assert_allclose(fast.dx[inner], full.dx[inner], atol=1e-3)
+    np.testing.assert_allclose(fast.dy[inner], full.dy[inner], atol=1e-3)
+
+
+def test_weak_chips_fall_back_to_the_full_search(monkeypatch):
+    """When the coarse pass is sure of nothing (threshold above any NCC), every chip is
+    searched at full resolution, and the offsets are still right."""
+    monkeypatch.setattr(fft_ncc, "FALLBACK_PEAK", 1.1)
+    ref = textured((192, 192), seed=15)
+    sec = shifted(ref, -2.2, 5.5)
+    field = track_pair(ref, sec, 32, 8, 16)
+    assert np.nanmedian(np.abs(field.dx[1:-1, 1:-1] - 5.5)) < 0.03
+
+
+def test_strips_do_not_change_the_result(monkeypatch):
+    ref = textured((256, 200), seed=16)
+    sec = shifted(ref, 1.4, 2.6)
+    ref[40:70, 30:90] = np.nan  # a cloud across a strip boundary
+    whole = track_pair(ref, sec, 32, 6, 16)
+    monkeypatch.setattr(api, "STRIP_ROWS", 1)
+    strips = track_pair(ref, sec, 32, 6, 16)
+    np.testing.assert_array_equal(np.isnan(whole.dx), np.isnan(strips.dx))
+    # Strip means fill a cloud differently: chips touching it may differ by noise only.
+    np.testing.assert_allclose(whole.dx, strips.dx, atol=0.02, equal_nan=True)
+
+
+def test_known_shift_is_located_at_chip_centres():
+    """Georeferencing pinned on the tracked data: a field that moves only the image's lower
+    half gives the jump between the grid rows whose chip centres straddle the edge."""
+    ref = textured((256, 256), seed=17)
+    moved = shifted(ref, 0.0, 3.0)
+    edge = 136  # first image row of the moving half
+    sec = np.where(np.arange(256)[:, None] >= edge, moved, ref)
+    field = track_pair(ref, sec, 32, 6, 8)
+    centres = np.arange(field.grid.n_rows) * 8 + 16  # chip centre rows (pixel-is-area)
+    dx = np.nanmedian(field.dx[:, 2:-2], axis=1)
+    assert np.all(np.abs(dx[centres + 16 <= edge]) < 0.05)  # whole chip above the edge
+    assert np.all(np.abs(dx[centres - 16 >= edge] - 3.0) < 0.05)  # whole chip below
+
+
+def test_ampcor_config_maps_to_its_windows():
+    tracking = {"method": "ampcor", "chip_px": 32, "step_px": 8, "search_px": "auto", "max_speed_m_per_yr": 500,
+                "ampcor": {"reference_window_px": 64, "search_window_px": 104, "skip_px": 64,
+                           "oversampling_factor": 16, "coarse_to_fine": True}}
+    p = kernel_parameters(tracking, 40, 10.0)
+    assert (p["chip_px"], p["search_px"], p["step_px"]) == (64, 20, 64)
+    assert p["ampcor"]["oversampling_factor"] == 16
+    assert kernel_options(p) == {"oversampling_factor": 16, "coarse_to_fine": True}
+    fft = kernel_parameters({**tracking, "method": "fft_ncc", "fft_ncc": {"lk_iterations": 2}}, 40, 10.0)
+    assert (fft["chip_px"], fft["step_px"]) == (32, 8) and kernel_options(fft) == {"lk_iterations": 2}
