@@ -13,11 +13,12 @@ Cases (generated here, truth known exactly):
 
 Every method gets the same 32-px reference chips and the same ±12-px search windows
 (56 px) from the secondary image: ``fft_ncc`` and ``ampcor`` (icetrack's kernels,
-batched), ``opencv`` (``cv2.matchTemplate`` with ``TM_CCOEFF_NORMED``, one chip at a
-time as its API takes them, then a 3-point Gaussian peak fit per axis, falling back to
-a parabola where the Gaussian is undefined) and ``skimage``
-(``phase_cross_correlation(upsample_factor=100)`` of the 32-px reference chip against
-the secondary chip at the same place). Each method runs with ``--threads`` threads.
+batched, ``--threads`` FFT workers and numba threads), ``opencv`` (``cv2.matchTemplate``
+with ``TM_CCOEFF_NORMED``, one chip at a time as its API takes them, then a 3-point
+Gaussian peak fit per axis, falling back to a parabola where the Gaussian is undefined)
+and ``skimage`` (``phase_cross_correlation(upsample_factor=100)`` of the 32-px reference
+chip against the secondary chip at the same place). The peers run in a pool of
+``--threads`` threads over the chips — their fastest fair use of the cores.
 
 Figures per case and method: ``chips_per_s``, ``rmse_px`` (RMS of the vector error over
 non-outliers), ``bias_px`` (length of the mean error vector over non-outliers) and
@@ -157,48 +158,58 @@ def _three_point(left: float, centre: float, right: float) -> float:
     return (left - right) / den if den < 0 else 0.0
 
 
-def opencv_method(threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray]]:
-    """OpenCV's fastest fair use on ``threads`` cores: a thread pool over contiguous
-    slices of chips (``cv2.matchTemplate`` releases the GIL; its own internal threading,
-    ``cv2.setNumThreads``, adds nothing on 32-px chips — field notes)."""
-    import cv2
+def pooled(per_chip: Callable[[Case, int], tuple[float, float]], threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray]]:
+    """A peer's fastest fair use of ``threads`` cores: a thread pool over contiguous slices
+    of chips (OpenCV's ``matchTemplate`` and numpy's FFTs release the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    cv2.setNumThreads(1)
     pool = ThreadPoolExecutor(max_workers=threads)
-
-    def run_slice(case: Case, lo: int, hi: int, dx: np.ndarray, dy: np.ndarray) -> None:
-        for i in range(lo, hi):
-            surface = cv2.matchTemplate(case.windows[i], case.chips[i], cv2.TM_CCOEFF_NORMED)
-            _, _, _, (px, py) = cv2.minMaxLoc(surface)
-            if 0 < px < surface.shape[1] - 1 and 0 < py < surface.shape[0] - 1:
-                sx = _three_point(surface[py, px - 1], surface[py, px], surface[py, px + 1])
-                sy = _three_point(surface[py - 1, px], surface[py, px], surface[py + 1, px])
-                dx[i], dy[i] = px + sx - SEARCH_PX, py + sy - SEARCH_PX
 
     def run(case: Case) -> tuple[np.ndarray, np.ndarray]:
         n = len(case.chips)
         dx, dy = np.full(n, np.nan), np.full(n, np.nan)
         bounds = np.linspace(0, n, threads + 1).astype(int)
-        list(pool.map(lambda k: run_slice(case, bounds[k], bounds[k + 1], dx, dy), range(threads)))
+
+        def run_slice(k: int) -> None:
+            for i in range(bounds[k], bounds[k + 1]):
+                dx[i], dy[i] = per_chip(case, i)
+
+        list(pool.map(run_slice, range(threads)))
         return dx, dy
 
     return run
+
+
+def opencv_method(threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray]]:
+    """``cv2.matchTemplate(TM_CCOEFF_NORMED)`` + 3-point Gaussian fit, in a ``threads`` pool
+    (OpenCV's own threading, ``cv2.setNumThreads``, adds nothing on 32-px chips — field notes)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+    def per_chip(case: Case, i: int) -> tuple[float, float]:
+        surface = cv2.matchTemplate(case.windows[i], case.chips[i], cv2.TM_CCOEFF_NORMED)
+        _, _, _, (px, py) = cv2.minMaxLoc(surface)
+        if 0 < px < surface.shape[1] - 1 and 0 < py < surface.shape[0] - 1:
+            sx = _three_point(surface[py, px - 1], surface[py, px], surface[py, px + 1])
+            sy = _three_point(surface[py - 1, px], surface[py, px], surface[py + 1, px])
+            return px + sx - SEARCH_PX, py + sy - SEARCH_PX
+        return np.nan, np.nan
+
+    return pooled(per_chip, threads)
 
 
 def skimage_method(threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray]]:
+    """``phase_cross_correlation(upsample_factor=100)`` of the reference chip against the
+    secondary chip at the same place, in a ``threads`` pool."""
     from skimage.registration import phase_cross_correlation
 
-    def run(case: Case) -> tuple[np.ndarray, np.ndarray]:
-        n = len(case.chips)
-        dx, dy = np.empty(n), np.empty(n)
-        for i in range(n):
-            # The shift that registers the secondary onto the reference is −(motion).
-            shift, _, _ = phase_cross_correlation(case.chips[i], case.sec_chips[i], upsample_factor=100)
-            dy[i], dx[i] = -shift[0], -shift[1]
-        return dx, dy
+    def per_chip(case: Case, i: int) -> tuple[float, float]:
+        # The shift that registers the secondary onto the reference is −(motion).
+        shift, _, _ = phase_cross_correlation(case.chips[i], case.sec_chips[i], upsample_factor=100)
+        return -shift[1], -shift[0]
 
-    return run
+    return pooled(per_chip, threads)
 
 
 def methods(threads: int) -> dict[str, Callable[[Case], tuple[np.ndarray, np.ndarray]]]:
