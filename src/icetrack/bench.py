@@ -17,8 +17,9 @@ batched, ``--threads`` FFT workers and numba threads), ``opencv`` (``cv2.matchTe
 with ``TM_CCOEFF_NORMED``, one chip at a time as its API takes them, then a 3-point
 Gaussian peak fit per axis, falling back to a parabola where the Gaussian is undefined)
 and ``skimage`` (``phase_cross_correlation(upsample_factor=100)`` of the 32-px reference
-chip against the secondary chip at the same place). The peers run in a pool of
-``--threads`` threads over the chips — their fastest fair use of the cores.
+chip against the secondary chip at the same place). OpenCV runs in a pool of
+``--threads`` threads over the chips — its fastest fair use of the cores (field notes);
+scikit-image runs in one (GIL-bound: a pool made it slower).
 
 Figures per case and method: ``chips_per_s``, ``rmse_px`` (RMS of the vector error over
 non-outliers), ``bias_px`` (length of the mean error vector over non-outliers) and
@@ -201,7 +202,8 @@ def opencv_method(threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray
 
 def skimage_method(threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarray]]:
     """``phase_cross_correlation(upsample_factor=100)`` of the reference chip against the
-    secondary chip at the same place, in a ``threads`` pool."""
+    secondary chip at the same place, one thread: it is GIL-bound (many small numpy
+    calls), and a 2-thread pool ran it 30 % slower (135 vs 97 chips/s, 300 chips)."""
     from skimage.registration import phase_cross_correlation
 
     def per_chip(case: Case, i: int) -> tuple[float, float]:
@@ -209,7 +211,7 @@ def skimage_method(threads: int) -> Callable[[Case], tuple[np.ndarray, np.ndarra
         shift, _, _ = phase_cross_correlation(case.chips[i], case.sec_chips[i], upsample_factor=100)
         return -shift[1], -shift[0]
 
-    return pooled(per_chip, threads)
+    return pooled(per_chip, 1)
 
 
 def methods(threads: int) -> dict[str, Callable[[Case], tuple[np.ndarray, np.ndarray]]]:
