@@ -266,6 +266,64 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def profile_stages(size: int = 512, seed: int = 0, threads: int = 2, batch: int = 256, repeats: int = 20) -> dict[str, dict[str, float]]:
+    """Where each kernel's time goes: µs per chip of each stage on one batch of the
+    uniform case (best of ``repeats``, wall clock, ``threads`` threads), and OpenCV's whole
+    per-chip cost in its pool for scale."""
+    import threadpoolctl
+
+    from .track import ampcor, fft_ncc
+    from .track.direct import hill_climb_ncc
+    from .track.ncc import as_banded, ncc_surfaces
+    from .track.subpixel import lucas_kanade_refine, quadratic_fit_3x3
+
+    case = make_cases(size, seed)["uniform"]
+    chips, windows = as_banded(case.chips[:batch]), as_banded(case.windows[:batch])
+    n = len(chips)
+
+    def best(f: Callable[[], object]) -> float:
+        f()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - start)
+        return min(times) / n * 1e6
+
+    with threadpoolctl.threadpool_limits(threads):
+        small_c, small_w = fft_ncc.downsample2(chips), fft_ncc.downsample2(windows)
+        _, cy, cx, _, _ = ncc_surfaces(small_c, small_w, threads)
+        iy, ix, z, _ = hill_climb_ncc(chips, windows, 2 * cy, 2 * cx)
+        oy, ox, _, _ = quadratic_fit_3x3(np.log(np.clip(z, 1e-3, None)))
+        r = ampcor.OVERSAMPLED_SEARCH_PX
+        patches = np.ascontiguousarray(windows[:, :, SEARCH_PX - r:SEARCH_PX + CHIP_PX + r, SEARCH_PX - r:SEARCH_PX + CHIP_PX + r])
+        fine_c, fine_p = ampcor.oversample(chips, 2, threads), ampcor.oversample(patches, 2, threads)
+        surfaces, sy, sx, _, _ = ncc_surfaces(fine_c, fine_p, threads)
+        stages = {
+            "fft_ncc": {
+                "2x downsample": best(lambda: (fft_ncc.downsample2(chips), fft_ncc.downsample2(windows))),
+                "coarse FFT NCC (13x13 lags)": best(lambda: ncc_surfaces(small_c, small_w, threads)),
+                "full-res climb (direct NCC, ~3x3 lags)": best(lambda: hill_climb_ncc(chips, windows, 2 * cy, 2 * cx)),
+                "Gaussian 3x3 fit": best(lambda: quadratic_fit_3x3(np.log(np.clip(z, 1e-3, None)))),
+                "one Lucas-Kanade step": best(lambda: lucas_kanade_refine(chips, windows, iy + oy, ix + ox, 1)),
+                "whole kernel": best(lambda: fft_ncc.track_batch(chips, windows, threads)),
+                "(full-search FFT NCC, 25x25 lags)": best(lambda: ncc_surfaces(chips, windows, threads)),
+            },
+            "ampcor": {
+                "integer peak (as fft_ncc)": best(lambda: fft_ncc.integer_peak(chips, windows, threads)),
+                "x2 FFT oversampling of chip + patch": best(lambda: (ampcor.oversample(chips, 2, threads),
+                                                                     ampcor.oversample(patches, 2, threads))),
+                "level-2 FFT NCC (64 px in 72 px)": best(lambda: ncc_surfaces(fine_c, fine_p, threads)),
+                "x16 sinc zoom + fit": best(lambda: ampcor.zoom_peak(surfaces, sy, sx, 16)),
+                "whole kernel": best(lambda: ampcor.track_batch(chips, windows, threads)),
+            },
+        }
+        subset = Case(*(getattr(case, f)[:batch] for f in Case.__dataclass_fields__))
+        opencv = opencv_method(threads)
+        stages["opencv"] = {f"matchTemplate + Gaussian fit, {threads}-thread pool": best(lambda: opencv(subset))}
+    return stages
+
+
 MEMORY_STEP_PX = 16
 
 
@@ -326,7 +384,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: peak RSS of tracking a --scene-px² pair (32-px chips every 16 px) in a child process")
     parser.add_argument("--scene-px", type=int, default=10980, help="scene side for --memory (default: a Sentinel-2 tile)")
     parser.add_argument("--method", default="fft_ncc", help="kernel for --memory")
+    parser.add_argument("--profile", action="store_true", help="instead: µs per chip of each kernel stage")
     args = parser.parse_args(argv)
+    if args.profile:
+        stages = profile_stages(min(args.size, 512), args.seed, args.threads)
+        for method, by_stage in stages.items():
+            for stage, us in by_stage.items():
+                print(f"{method:<8} {stage:<42} {us:7.2f} µs/chip")
+        if args.json:
+            from .atomic import write_text_atomic
+
+            write_text_atomic(args.json, json.dumps(stages, indent=2))
+        return
     if args.memory:
         figures = measure_memory(args.scene_px, args.method, args.threads)
         print(f"{figures['method']}: {figures['scene_px']}² px pair, {figures['points']} points in "
