@@ -118,21 +118,23 @@ def _track_points(ref, sec, grid, search_px, prior_y, prior_x, selected, kernel,
         # Reference strip: the chips of these grid rows.
         r0, r1 = i0 * grid.step_px, (i1 - 1) * grid.step_px + n
         ref_strip, ref_valid = _filled(ref[r0:r1])
-        ref_frac = _box_mean(ref_valid, n)
+        ref_count = _summed_area(ref_valid)
+        del ref_valid
         # Secondary strip: every search window of these rows, padded where it leaves the image.
         lo_y = r0 + int(py[rows_sel].min()) - search_px
         hi_y = r1 + int(py[rows_sel].max()) + search_px
         lo_x = int(min(px[rows_sel].min(), 0)) - search_px
         hi_x = width + int(max(px[rows_sel].max(), 0)) + search_px
         sec_strip, sec_valid = _filled(_window(sec, lo_y, hi_y, lo_x, hi_x))
-        sec_frac = _box_mean(sec_valid, n)
+        sec_count = _summed_area(sec_valid)
+        del sec_valid
         chips_view = sliding_window_view(ref_strip, (n, n))
         windows_view = sliding_window_view(sec_strip, (m, m))
 
         gi, gj = np.nonzero(rows_sel)
         r = gi * grid.step_px  # chip top-left, relative to the strip
         c = gj * grid.step_px
-        keep = ref_frac[r, c] >= MIN_VALID_FRACTION
+        keep = _box_fraction(ref_count, r, c, n) >= MIN_VALID_FRACTION
         gi, gj, r, c = gi[keep], gj[keep], r[keep], c[keep]
         for start in range(0, gi.size, block_points):
             b = slice(start, start + block_points)
@@ -146,9 +148,9 @@ def _track_points(ref, sec, grid, search_px, prior_y, prior_x, selected, kernel,
             dx = out["dx"] + ox
             # Reject matches that land on missing pixels of the secondary image.
             with np.errstate(invalid="ignore"):
-                my = np.clip(np.rint(br + r0 + np.nan_to_num(dy) - lo_y).astype(np.int64), 0, sec_frac.shape[0] - 1)
-                mx = np.clip(np.rint(bc + np.nan_to_num(dx) - lo_x).astype(np.int64), 0, sec_frac.shape[1] - 1)
-            good = np.isfinite(dx) & np.isfinite(dy) & (sec_frac[my, mx] >= MIN_VALID_FRACTION)
+                my = np.clip(np.rint(br + r0 + np.nan_to_num(dy) - lo_y).astype(np.int64), 0, sec_count.shape[0] - 1 - n)
+                mx = np.clip(np.rint(bc + np.nan_to_num(dx) - lo_x).astype(np.int64), 0, sec_count.shape[1] - 1 - n)
+            good = np.isfinite(dx) & np.isfinite(dy) & (_box_fraction(sec_count, my, mx, n) >= MIN_VALID_FRACTION)
             sigma_y, sigma_x = _sigma(out["peak"], out["curv_y"], out["curv_x"], n)
             gy, gx = bi + i0, bj
             for name, value in (("dx", dx), ("dy", dy), ("peak", out["peak"]), ("snr", out["snr"]),
@@ -175,6 +177,19 @@ def _filled(strip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     valid = np.isfinite(strip)
     fill = float(strip[valid].mean()) if valid.any() else 0.0
     return np.where(valid, strip, np.float32(fill)).astype(np.float32, copy=False), valid
+
+
+def _summed_area(mask: np.ndarray) -> np.ndarray:
+    """Summed-area table (int32, one row and column of zeros first) of a boolean mask."""
+    s = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(mask, axis=0, dtype=np.int32, out=s[1:, 1:])
+    np.cumsum(s[1:, 1:], axis=1, dtype=np.int32, out=s[1:, 1:])
+    return s
+
+
+def _box_fraction(table: np.ndarray, r: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
+    """Fraction of True pixels in the n×n boxes with top-left (r, c), from a summed-area table."""
+    return (table[r + n, c + n] - table[r, c + n] - table[r + n, c] + table[r, c]) / (n * n)
 
 
 def _box_mean(mask: np.ndarray, n: int) -> np.ndarray:
