@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -208,8 +209,6 @@ def _coarse_pass(ref, sec, chip_px, search_px, step_px, method, kernel_options, 
     (3×3, so one wrong match does not steer its neighbours) and taken at each fine
     point's nearest coarse point.
     """
-    from scipy import ndimage
-
     ref2, sec2 = _halve(ref), _halve(sec)
     coarse_grid = point_grid(ref2.shape, chip_px, step_px)
     # A fine point's chip centre at (i·step + chip/2) is the coarse point nearest (i·step + chip/2)/2.
@@ -224,9 +223,16 @@ def _coarse_pass(ref, sec, chip_px, search_px, step_px, method, kernel_options, 
     # Half the search plus the margin the kernels' sub-pixel steps need inside the window.
     coarse = track_pair(ref2, sec2, chip_px, search_px // 2 + COARSE_MARGIN_PX, step_px, method, coarse_prior_x, coarse_prior_y,
                         workers, block_points, kernel_options=kernel_options)
-    cx = ndimage.generic_filter(coarse.dx.astype(np.float64), np.nanmedian, size=3, mode="nearest")
-    cy = ndimage.generic_filter(coarse.dy.astype(np.float64), np.nanmedian, size=3, mode="nearest")
+    cx, cy = _nanmedian3x3(coarse.dx), _nanmedian3x3(coarse.dy)
     return 2 * cx[np.ix_(ci, cj)], 2 * cy[np.ix_(ci, cj)]
+
+
+def _nanmedian3x3(a: np.ndarray) -> np.ndarray:
+    """3×3 median ignoring NaN (NaN where all nine are), edges repeated."""
+    padded = np.pad(a.astype(np.float64), 1, mode="edge")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods stay NaN
+        return np.nanmedian(sliding_window_view(padded, (3, 3)), axis=(-2, -1))
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
