@@ -3,9 +3,9 @@
 Once a coarse pass knows the integer peak to ±1 px, evaluating the normalised
 cross-correlation at the 3×3 lags around it costs 9 chip-sized dot products — far less
 than a full FFT search over (2s+1)² lags. :func:`hill_climb_ncc` does that in one fused,
-compiled loop per chip: it evaluates the 3×3 lags around the start, moves to the best
-one while it is not the centre (evaluated lags are cached, so a move costs 3–5 new
-lags), and returns the final 3×3 neighbourhood for the sub-pixel fit.
+compiled loop per chip: it evaluates the 3×3 lags around the start in one pass over the
+chip, moves to the best one while it is not the centre, and returns the final 3×3
+neighbourhood for the sub-pixel fit.
 
 NCC per lag (u, v), chip t zero-mean over the chip (so Σ t = 0 and the window's mean
 drops out of the numerator):
@@ -37,32 +37,67 @@ def hill_climb_ncc(chips: np.ndarray, windows: np.ndarray, start_y: np.ndarray, 
 
 
 @numba.njit(fastmath=True, cache=True)
-def _ncc_at(t, t_norm, offset, windows, b, u, v):  # pragma: no cover - compiled
-    """NCC of zero-mean chip t (K, N, N) at lag (u, v) of window b.
+def _ncc_3x3(t, t_norm, offset, windows, b, cu, cv, acc, patch, col1, col2, out):  # pragma: no cover - compiled
+    """NCC of zero-mean chip t (K, N, N) at the 3×3 lags around (cu, cv) of window b, into out.
 
-    ``offset`` (per band, the chip's mean) is taken off every window pixel first so the
-    float32 patch sums hold the texture, not the brightness (12-bit DNs: Σw² ~ 1e10)."""
+    One pass over the chip for all nine lags, accumulating per column (so the inner loop
+    is a plain vectorised multiply-add, with one horizontal sum per lag at the end, not
+    one per row); the patch sums of w and w² by sliding column sums over the
+    (N+2)² region. ``offset`` (per band, the chip's mean) is taken off every window
+    pixel so the float32 sums hold the texture, not the brightness (12-bit DNs).
+    ``acc`` (9, N), ``patch`` (N+2, N+2), ``col1/col2`` (N+2) are scratch buffers.
+    """
     k_count, n = t.shape[0], t.shape[1]
-    num = 0.0
-    var = 0.0
+    num = np.zeros(9)
+    var = np.zeros(9)
     for k in range(k_count):
-        s1 = np.float32(0.0)
-        s2 = np.float32(0.0)
-        acc = np.float32(0.0)
+        off = offset[k]
+        # A local copy of the (N+2)² patch: with the window's runtime offsets folded in
+        # once, the loops below vectorise (2.5× faster than indexing the window, measured).
+        for i in range(n + 2):
+            for j in range(n + 2):
+                patch[i, j] = windows[b, k, cu - 1 + i, cv - 1 + j] - off
+        acc[:, :] = 0.0
         for i in range(n):
-            row = windows[b, k, u + i]
+            for du in range(3):
+                for dv in range(3):
+                    lag = du * 3 + dv
+                    for j in range(n):
+                        acc[lag, j] += t[k, i, j] * patch[du + i, dv + j]
+        for lag in range(9):
+            total = 0.0
             for j in range(n):
-                w = row[v + j] - offset[k]
-                acc += t[k, i, j] * w
-                s1 += w
-                s2 += w * w
-        num += acc
-        var += max(np.float64(s2) - np.float64(s1) * s1 / (n * n), 0.0)
-    denom = np.sqrt(var) * t_norm
-    return num / denom if denom > 1e-12 * t_norm else 0.0
+                total += acc[lag, j]
+            num[lag] += total
+        for j in range(n + 2):
+            col1[j] = 0.0
+            col2[j] = 0.0
+        for du in range(3):
+            if du == 0:
+                for i in range(n):
+                    for j in range(n + 2):
+                        w = np.float64(patch[i, j])
+                        col1[j] += w
+                        col2[j] += w * w
+            else:  # slide the column sums down one row
+                for j in range(n + 2):
+                    top = np.float64(patch[du - 1, j])
+                    bottom = np.float64(patch[du - 1 + n, j])
+                    col1[j] += bottom - top
+                    col2[j] += bottom * bottom - top * top
+            for dv in range(3):
+                p1 = 0.0
+                p2 = 0.0
+                for j in range(n):
+                    p1 += col1[dv + j]
+                    p2 += col2[dv + j]
+                var[du * 3 + dv] += max(p2 - p1 * p1 / (n * n), 0.0)
+    for lag in range(9):
+        denom = np.sqrt(var[lag]) * t_norm
+        out[lag // 3, lag % 3] = num[lag] / denom if denom > 1e-12 * t_norm else 0.0
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _climb(chips, windows, start_y, start_x, max_steps):  # pragma: no cover - compiled
     b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
     lags = windows.shape[2] - n + 1
@@ -87,36 +122,35 @@ def _climb(chips, windows, start_y, start_x, max_steps):  # pragma: no cover - c
                     t[k, i, j] = v
                     sq += v * v
         t_norm = np.sqrt(sq)
-        cache = np.full((lags, lags), np.nan)
-        cy = min(max(start_y[b], 0), lags - 1)
-        cx = min(max(start_x[b], 0), lags - 1)
+        acc = np.empty((9, n), np.float32)
+        patch = np.empty((n + 2, n + 2), np.float32)
+        col1 = np.empty(n + 2)
+        col2 = np.empty(n + 2)
+        zz = np.empty((3, 3))
+        # The 3×3 around the centre must lie inside the window's lags.
+        cy = min(max(start_y[b], 1), lags - 2)
+        cx = min(max(start_x[b], 1), lags - 2)
         for _ in range(max_steps + 1):
+            _ncc_3x3(t, t_norm, offset, windows, b, cy, cx, acc, patch, col1, col2, zz)
             best = -np.inf
-            by = cy
-            bx = cx
-            for du in range(-1, 2):
-                for dv in range(-1, 2):
-                    u = cy + du
-                    v = cx + dv
-                    if u < 0 or v < 0 or u >= lags or v >= lags:
-                        continue
-                    if np.isnan(cache[u, v]):
-                        cache[u, v] = _ncc_at(t, t_norm, offset, windows, b, u, v)
-                    if cache[u, v] > best:
-                        best = cache[u, v]
-                        by = u
-                        bx = v
-            if by == cy and bx == cx:
-                converged[b] = 0 < cy < lags - 1 and 0 < cx < lags - 1
+            ay = 1
+            ax = 1
+            for du in range(3):
+                for dv in range(3):
+                    if zz[du, dv] > best:
+                        best = zz[du, dv]
+                        ay = du
+                        ax = dv
+            if ay == 1 and ax == 1:
+                converged[b] = True
                 break
-            cy = by
-            cx = bx
+            ny = cy + ay - 1
+            nx = cx + ax - 1
+            if ny < 1 or nx < 1 or ny > lags - 2 or nx > lags - 2:
+                break  # the maximum is on the search window's edge: not a peak
+            cy = ny
+            cx = nx
         out_y[b] = cy
         out_x[b] = cx
-        for du in range(-1, 2):
-            for dv in range(-1, 2):
-                u = cy + du
-                v = cx + dv
-                if 0 <= u < lags and 0 <= v < lags:
-                    z[b, du + 1, dv + 1] = cache[u, v]
+        z[b] = zz
     return out_y, out_x, z, converged

@@ -62,7 +62,8 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
     chip_rows = sfft.rfft(t, n=size, axis=-1, workers=workers)
     spectrum *= sfft.fft(chip_rows, n=size, axis=-2, workers=workers).conj()
     # Only lags 0 … 2s are wanted: inverse the columns, then only those rows.
-    columns = sfft.ifft(spectrum.sum(axis=1), axis=-2, workers=workers)[:, :lags]
+    summed = spectrum[:, 0] if spectrum.shape[1] == 1 else spectrum.sum(axis=1)  # bands correlate as one vector image
+    columns = sfft.ifft(summed, axis=-2, workers=workers)[:, :lags]
     num = sfft.irfft(columns, n=size, axis=-1, workers=workers)
     return _normalise(num, w, t_norm, n, lags)
 

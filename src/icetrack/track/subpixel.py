@@ -92,7 +92,7 @@ def _lanczos(f, a):  # pragma: no cover - compiled
     return w / total
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no cover - compiled
     b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
     m = windows.shape[2]
@@ -141,8 +141,8 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
         px = start_x[b]
         a = LANCZOS_A
         taps = 2 * a
-        rows = np.empty((inner + taps - 1, inner))
-        sample = np.empty((inner, inner))
+        rows = np.empty((inner + taps - 1, inner), np.float32)
+        sample = np.empty((inner, inner), np.float32)
         ok = False
         for _ in range(iterations):
             iy0 = int(np.floor(py))
@@ -154,25 +154,29 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
             if r0 < 0 or c0 < 0 or r0 + inner + taps - 1 > m or c0 + inner + taps - 1 > m:
                 ok = False
                 break
-            wy = _lanczos(py - iy0, a)
-            wx = _lanczos(px - ix0, a)
+            wy = _lanczos(py - iy0, a).astype(np.float32)
+            wx = _lanczos(px - ix0, a).astype(np.float32)
             b_y = 0.0
             b_x = 0.0
             for k in range(k_count):
+                # Separable resampling with the pixel loop innermost (contiguous, vectorised).
                 for i in range(inner + taps - 1):
                     for j in range(inner):
-                        v = 0.0
-                        for tap in range(taps):
-                            v += wx[tap] * windows[b, k, r0 + i, c0 + j + tap]
-                        rows[i, j] = v
+                        rows[i, j] = 0.0
+                    for tap in range(taps):
+                        weight = wx[tap]
+                        for j in range(inner):
+                            rows[i, j] += weight * windows[b, k, r0 + i, c0 + j + tap]
                 mean = 0.0
                 for i in range(inner):
                     for j in range(inner):
-                        v = 0.0
-                        for tap in range(taps):
-                            v += wy[tap] * rows[i + tap, j]
-                        sample[i, j] = v
-                        mean += v
+                        sample[i, j] = 0.0
+                    for tap in range(taps):
+                        weight = wy[tap]
+                        for j in range(inner):
+                            sample[i, j] += weight * rows[i + tap, j]
+                    for j in range(inner):
+                        mean += sample[i, j]
                 mean /= inner * inner
                 sq = 0.0
                 for i in range(inner):
