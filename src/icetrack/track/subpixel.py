@@ -142,6 +142,7 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
         a = LANCZOS_A
         taps = 2 * a
         rows = np.empty((inner + taps - 1, inner), np.float32)
+        region = np.empty((inner + taps - 1, inner + taps - 1), np.float32)
         sample = np.empty((inner, inner), np.float32)
         ok = False
         for _ in range(iterations):
@@ -159,14 +160,18 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
             b_y = 0.0
             b_x = 0.0
             for k in range(k_count):
-                # Separable resampling with the pixel loop innermost (contiguous, vectorised).
+                # Separable resampling with the pixel loop innermost, on a local copy of the
+                # window's region (runtime offsets into the window keep LLVM from vectorising).
+                for i in range(inner + taps - 1):
+                    for j in range(inner + taps - 1):
+                        region[i, j] = windows[b, k, r0 + i, c0 + j]
                 for i in range(inner + taps - 1):
                     for j in range(inner):
                         rows[i, j] = 0.0
                     for tap in range(taps):
                         weight = wx[tap]
                         for j in range(inner):
-                            rows[i, j] += weight * windows[b, k, r0 + i, c0 + j + tap]
+                            rows[i, j] += weight * region[i, j + tap]
                 mean = 0.0
                 for i in range(inner):
                     for j in range(inner):
