@@ -20,6 +20,7 @@ level 1); the curvature of the level-2 surface at its peak gives the error estim
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.fft as sfft
 
@@ -97,34 +98,75 @@ def zoom_peak(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray, factor: int)
 
     The surface is interpolated with a Lanczos-``ZOOM_LANCZOS`` (windowed sinc) kernel on a
     grid of step 1/factor over ±1 sample around its integer peak (iy, ix) — 2·factor + 1
-    points per axis, two small matrix products per chip — instead of zero-padding a
-    window's spectrum factor-fold (periodic, so it rings at the window's edges). A 2-D
-    quadratic fit on the zoomed maximum's 3×3 neighbourhood then places the peak between
-    zoom samples. Returns the peak position (B,) in surface samples.
+    points per axis, as two small matrix products per chip (compiled) — instead of
+    zero-padding a window's spectrum factor-fold (periodic, so it rings at the window's
+    edges). A 2-D quadratic fit on the zoomed maximum's 3×3 neighbourhood then places the
+    peak between zoom samples. Returns the peak position (B,) in surface samples.
     """
-    b_count, length = surfaces.shape[0], surfaces.shape[-1]
-    grid = np.arange(-factor, factor + 1) / factor
-    taps = np.arange(length)
-    wy = _lanczos_matrix(iy[:, None] + grid[None, :], taps)  # (B, G, L)
-    wx = _lanczos_matrix(ix[:, None] + grid[None, :], taps)
-    zoomed = wy @ surfaces @ wx.transpose(0, 2, 1)  # (B, G, G)
-    g = grid.size
-    flat = zoomed.reshape(b_count, -1).argmax(axis=1)
-    gy, gx = np.divmod(flat, g)
-    cy, cx = np.clip(gy, 1, g - 2), np.clip(gx, 1, g - 2)
-    d = np.arange(-1, 2)
-    z = zoomed[np.arange(b_count)[:, None, None], (cy[:, None] + d)[:, :, None], (cx[:, None] + d)[:, None, :]]
+    gy, gx, z = _zoom(np.ascontiguousarray(surfaces, dtype=np.float64), np.asarray(iy, np.int64),
+                      np.asarray(ix, np.int64), int(factor), ZOOM_LANCZOS)
     oy, ox, _, _ = quadratic_fit_3x3(z)
-    fy = np.where(np.isfinite(oy) & (cy == gy), cy + oy, gy)
-    fx = np.where(np.isfinite(ox) & (cx == gx), cx + ox, gx)
+    g = 2 * factor + 1
+    inside_y = (gy >= 1) & (gy <= g - 2)
+    inside_x = (gx >= 1) & (gx <= g - 2)
+    fy = np.where(np.isfinite(oy) & inside_y, gy + np.nan_to_num(oy), gy)
+    fx = np.where(np.isfinite(ox) & inside_x, gx + np.nan_to_num(ox), gx)
     return iy + (fy - factor) / factor, ix + (fx - factor) / factor
 
 
 ZOOM_LANCZOS = 4  # 8-tap windowed sinc
 
 
-def _lanczos_matrix(positions: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Row-normalised Lanczos weights (B, G, L) of samples ``taps`` at ``positions`` (B, G)."""
-    x = positions[:, :, None] - taps[None, None, :]
-    w = np.where(np.abs(x) < ZOOM_LANCZOS, np.sinc(x) * np.sinc(x / ZOOM_LANCZOS), 0.0)
-    return w / w.sum(axis=-1, keepdims=True)
+@numba.njit(cache=True)
+def _lanczos_rows(centre, factor, length, a):  # pragma: no cover - compiled
+    """Row-normalised Lanczos-a weights (2·factor+1, length) at centre + k/factor, k = −factor … factor."""
+    g = 2 * factor + 1
+    w = np.zeros((g, length))
+    for r in range(g):
+        pos = centre + (r - factor) / factor
+        total = 0.0
+        for tap in range(max(0, int(np.floor(pos)) - a + 1), min(length, int(np.floor(pos)) + a + 1)):
+            x = pos - tap
+            if x == 0.0:
+                v = 1.0
+            elif abs(x) < a:
+                px = np.pi * x
+                v = a * np.sin(px) * np.sin(px / a) / (px * px)
+            else:
+                v = 0.0
+            w[r, tap] = v
+            total += v
+        if total != 0.0:
+            for tap in range(length):
+                w[r, tap] /= total
+    return w
+
+
+@numba.njit(parallel=True, cache=True)
+def _zoom(surfaces, iy, ix, factor, a):  # pragma: no cover - compiled
+    b_count, length = surfaces.shape[0], surfaces.shape[2]
+    g = 2 * factor + 1
+    out_y = np.zeros(b_count, np.int64)
+    out_x = np.zeros(b_count, np.int64)
+    z = np.full((b_count, 3, 3), np.nan)
+    for b in numba.prange(b_count):
+        wy = _lanczos_rows(np.float64(iy[b]), factor, length, a)
+        wx = _lanczos_rows(np.float64(ix[b]), factor, length, a)
+        zoomed = wy @ surfaces[b] @ wx.T
+        best = -np.inf
+        by = factor
+        bx = factor
+        for r in range(g):
+            for c in range(g):
+                if zoomed[r, c] > best:
+                    best = zoomed[r, c]
+                    by = r
+                    bx = c
+        out_y[b] = by
+        out_x[b] = bx
+        cy = min(max(by, 1), g - 2)
+        cx = min(max(bx, 1), g - 2)
+        for r in range(3):
+            for c in range(3):
+                z[b, r, c] = zoomed[cy - 1 + r, cx - 1 + c]
+    return out_y, out_x, z
