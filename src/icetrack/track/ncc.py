@@ -68,7 +68,7 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
     return _normalise(num, w, t_norm, n, lags)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _normalise(num, windows, t_norm, n, lags):  # pragma: no cover - compiled
     b_count, k_count = windows.shape[0], windows.shape[1]
     m = windows.shape[2]
