@@ -107,3 +107,24 @@ def test_ampcor_config_maps_to_its_windows():
     assert kernel_options(p) == {"oversampling_factor": 16, "coarse_to_fine": True}
     fft = kernel_parameters({**tracking, "method": "fft_ncc", "fft_ncc": {"lk_iterations": 2}}, 40, 10.0)
     assert (fft["chip_px"], fft["step_px"]) == (32, 8) and kernel_options(fft) == {"lk_iterations": 2}
+
+
+def test_benchmark_cli_writes_every_case_and_method(tmp_path, capsys):
+    """The benchmark's JSON contract, on a tiny run; accuracy in px, no timing assertion."""
+    import json
+
+    from icetrack.bench import main
+
+    out = tmp_path / "bench.json"
+    main(["--size", "128", "--repeats", "1", "--json", str(out)])
+    results = json.loads(out.read_text())
+    assert set(results) == {"uniform", "shear", "radiometric"}
+    for name, case in results.items():
+        assert set(case) == {"fft_ncc", "ampcor", "opencv", "skimage"}
+        for figures in case.values():
+            assert set(figures) == {"chips_per_s", "rmse_px", "bias_px", "outlier_frac"}
+        for method in ("fft_ncc", "ampcor"):
+            assert case[method]["outlier_frac"] == 0
+            # On a 128-px image the 9-px shear deforms each chip by ~2 px: everyone is at ~0.17 px.
+            assert case[method]["rmse_px"] < (0.25 if name == "shear" else 0.05), (name, method)
+    assert "(ratio to opencv)" in capsys.readouterr().out
