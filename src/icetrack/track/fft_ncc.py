@@ -84,9 +84,10 @@ def _coarse_then_climb(chips: np.ndarray, windows: np.ndarray, workers: int):
     """Steps 1–2: integer peak from the 2× coarse FFT NCC, refined by a full-resolution climb."""
     coarse_chips, coarse_windows = downsample2(chips), downsample2(windows)
     surfaces, cy, cx, coarse_peak, coarse_snr = ncc_surfaces(coarse_chips, coarse_windows, workers)
-    # Start the climb at the coarse peak's sub-pixel position (×2): it then starts on the
-    # fine peak more often than at 2× the integer one, and climbs less.
-    oy, ox, _, _ = quadratic_fit_3x3(_neighbourhood(surfaces, cy, cx))
+    # Start the climb at the coarse peak's sub-pixel position (Gaussian fit, ×2): it then
+    # starts on the fine peak more often (uniform case: 61 % vs 0 % from 2× the integer
+    # coarse peak, 45 % with a linear quadratic fit) and climbs less.
+    oy, ox, _, _ = quadratic_fit_3x3(np.log(np.clip(_neighbourhood(surfaces, cy, cx), LOG_FLOOR, None)))
     start_y = np.rint(2 * (cy + np.nan_to_num(oy))).astype(np.int64)
     start_x = np.rint(2 * (cx + np.nan_to_num(ox))).astype(np.int64)
     iy, ix, z, converged = hill_climb_ncc(chips, windows, start_y, start_x)
