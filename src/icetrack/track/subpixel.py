@@ -98,15 +98,21 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
     m = windows.shape[2]
     e0 = 2  # border the 5-point gradient stencil needs
     inner = n - 2 * e0
+    area = inner * inner
     out_y = np.full(b_count, np.nan)
     out_x = np.full(b_count, np.nan)
     for b in numba.prange(b_count):
         if not (np.isfinite(start_y[b]) and np.isfinite(start_x[b])):
             continue
-        # The chip, normalised per band, and its central-difference gradients (interior).
-        t = np.empty((k_count, inner, inner))
-        gy = np.empty((k_count, inner, inner))
-        gx = np.empty((k_count, inner, inner))
+        # The chip's interior, normalised per band, and its gradients; the sums the
+        # residual needs that depend on the chip only (Σg, Σg·t) are formed once here.
+        gy = np.empty((k_count, inner, inner), np.float32)
+        gx = np.empty((k_count, inner, inner), np.float32)
+        chip_mean = np.empty(k_count, np.float32)
+        sum_gy = np.zeros(k_count)
+        sum_gx = np.zeros(k_count)
+        sum_gyt = np.zeros(k_count)
+        sum_gxt = np.zeros(k_count)
         h_yy = 0.0
         h_xy = 0.0
         h_xx = 0.0
@@ -115,25 +121,40 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
             for i in range(inner):
                 for j in range(inner):
                     mean += chips[b, k, i + e0, j + e0]
-            mean /= inner * inner
+            mean /= area
+            chip_mean[k] = mean
             sq = 0.0
             for i in range(inner):
                 for j in range(inner):
                     v = chips[b, k, i + e0, j + e0] - mean
                     sq += v * v
-            scale = 1.0 / np.sqrt(sq / (inner * inner)) if sq > 0 else 0.0
+            scale = 1.0 / np.sqrt(sq / area) if sq > 0 else 0.0
+            s_gy = 0.0
+            s_gx = 0.0
+            s_gyt = 0.0
+            s_gxt = 0.0
             for i in range(inner):
                 for j in range(inner):
-                    t[k, i, j] = (chips[b, k, i + e0, j + e0] - mean) * scale
+                    t = (chips[b, k, i + e0, j + e0] - mean) * scale
                     # 5-point derivative: a 3-point one under-estimates the gradient of rough
                     # texture, so each step overshoots and convergence slows.
-                    gy[k, i, j] = (8.0 * (chips[b, k, i + 3, j + 2] - chips[b, k, i + 1, j + 2])
-                                   - (chips[b, k, i + 4, j + 2] - chips[b, k, i, j + 2])) * scale / 12.0
-                    gx[k, i, j] = (8.0 * (chips[b, k, i + 2, j + 3] - chips[b, k, i + 2, j + 1])
-                                   - (chips[b, k, i + 2, j + 4] - chips[b, k, i + 2, j])) * scale / 12.0
-                    h_yy += gy[k, i, j] * gy[k, i, j]
-                    h_xy += gy[k, i, j] * gx[k, i, j]
-                    h_xx += gx[k, i, j] * gx[k, i, j]
+                    g_y = (8.0 * (chips[b, k, i + 3, j + 2] - chips[b, k, i + 1, j + 2])
+                           - (chips[b, k, i + 4, j + 2] - chips[b, k, i, j + 2])) * scale / 12.0
+                    g_x = (8.0 * (chips[b, k, i + 2, j + 3] - chips[b, k, i + 2, j + 1])
+                           - (chips[b, k, i + 2, j + 4] - chips[b, k, i + 2, j])) * scale / 12.0
+                    gy[k, i, j] = g_y
+                    gx[k, i, j] = g_x
+                    s_gy += g_y
+                    s_gx += g_x
+                    s_gyt += g_y * t
+                    s_gxt += g_x * t
+                    h_yy += g_y * g_y
+                    h_xy += g_y * g_x
+                    h_xx += g_x * g_x
+            sum_gy[k] = s_gy
+            sum_gx[k] = s_gx
+            sum_gyt[k] = s_gyt
+            sum_gxt[k] = s_gxt
         det = h_yy * h_xx - h_xy * h_xy
         if det <= 0:
             continue
@@ -143,7 +164,8 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
         taps = 2 * a
         rows = np.empty((inner + taps - 1, inner), np.float32)
         region = np.empty((inner + taps - 1, inner + taps - 1), np.float32)
-        sample = np.empty((inner, inner), np.float32)
+        line = np.empty(inner, np.float32)
+        acc = np.empty((4, inner), np.float32)  # per-column Σs, Σs², Σgy·s, Σgx·s
         ok = False
         for _ in range(iterations):
             iy0 = int(np.floor(py))
@@ -160,11 +182,12 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
             b_y = 0.0
             b_x = 0.0
             for k in range(k_count):
+                off = chip_mean[k]  # sums of (sample − chip mean): texture, not brightness
                 # Separable resampling with the pixel loop innermost, on a local copy of the
                 # window's region (runtime offsets into the window keep LLVM from vectorising).
                 for i in range(inner + taps - 1):
                     for j in range(inner + taps - 1):
-                        region[i, j] = windows[b, k, r0 + i, c0 + j]
+                        region[i, j] = windows[b, k, r0 + i, c0 + j] - off
                 for i in range(inner + taps - 1):
                     for j in range(inner):
                         rows[i, j] = 0.0
@@ -172,27 +195,39 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
                         weight = wx[tap]
                         for j in range(inner):
                             rows[i, j] += weight * region[i, j + tap]
-                mean = 0.0
+                acc[:, :] = 0.0
                 for i in range(inner):
                     for j in range(inner):
-                        sample[i, j] = 0.0
+                        line[j] = 0.0
                     for tap in range(taps):
                         weight = wy[tap]
                         for j in range(inner):
-                            sample[i, j] += weight * rows[i + tap, j]
+                            line[j] += weight * rows[i + tap, j]
+                    # The residual's sums, fused into the resampling and kept per column
+                    # (one horizontal sum per iteration, not one per row).
                     for j in range(inner):
-                        mean += sample[i, j]
-                mean /= inner * inner
-                sq = 0.0
-                for i in range(inner):
-                    for j in range(inner):
-                        sq += (sample[i, j] - mean) ** 2
-                scale = 1.0 / np.sqrt(sq / (inner * inner)) if sq > 0 else 0.0
-                for i in range(inner):
-                    for j in range(inner):
-                        e = (sample[i, j] - mean) * scale - t[k, i, j]
-                        b_y += gy[k, i, j] * e
-                        b_x += gx[k, i, j] * e
+                        v = line[j]
+                        acc[0, j] += v
+                        acc[1, j] += v * v
+                        acc[2, j] += gy[k, i, j] * v
+                        acc[3, j] += gx[k, i, j] * v
+                s1 = 0.0
+                s2 = 0.0
+                sgy = 0.0
+                sgx = 0.0
+                for j in range(inner):
+                    s1 += acc[0, j]
+                    s2 += acc[1, j]
+                    sgy += acc[2, j]
+                    sgx += acc[3, j]
+                mean = s1 / area
+                var = s2 / area - mean * mean
+                if var <= 0:
+                    continue
+                scale = 1.0 / np.sqrt(var)
+                # Σ g·((s − mean)·scale − t), from the sums.
+                b_y += scale * (sgy - mean * sum_gy[k]) - sum_gyt[k]
+                b_x += scale * (sgx - mean * sum_gx[k]) - sum_gxt[k]
             step_y = (h_xx * b_y - h_xy * b_x) / det
             step_x = (h_yy * b_x - h_xy * b_y) / det
             py -= step_y
