@@ -52,15 +52,16 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
     chips, windows = as_banded(chips), as_banded(windows)
     n, m = chips.shape[-1], windows.shape[-1]
     size = fft_size(m)
-    t = chips.astype(np.float32)
+    t = np.asarray(chips, dtype=np.float32)
     t = t - t.mean(axis=(2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
     t_norm = np.sqrt(np.einsum("bkij,bkij->b", t, t, dtype=np.float64))
-    w = windows.astype(np.float32)
+    w = np.asarray(windows, dtype=np.float32)  # no copy when already float32
     lags = m - n + 1
     spectrum = sfft.rfft2(w, s=(size, size), workers=workers)
     # The chip fills only n of the size rows: transform those rows, then the columns.
     chip_rows = sfft.rfft(t, n=size, axis=-1, workers=workers)
-    spectrum *= sfft.fft(chip_rows, n=size, axis=-2, workers=workers).conj()
+    chip_spectrum = sfft.fft(chip_rows, n=size, axis=-2, workers=workers)
+    spectrum *= np.conjugate(chip_spectrum, out=chip_spectrum)
     # Only lags 0 … 2s are wanted: inverse the columns, then only those rows.
     summed = spectrum[:, 0] if spectrum.shape[1] == 1 else spectrum.sum(axis=1)  # bands correlate as one vector image
     columns = sfft.ifft(summed, axis=-2, workers=workers)[:, :lags]
