@@ -55,8 +55,9 @@ def _ncc_3x3(t, t_norm, offset, windows, b, cu, cv, acc, patch, col1, col2, out)
         # A local copy of the (N+2)² patch: with the window's runtime offsets folded in
         # once, the loops below vectorise (2.5× faster than indexing the window, measured).
         for i in range(n + 2):
+            row = windows[b, k, cu - 1 + i, cv - 1:cv + n + 1]
             for j in range(n + 2):
-                patch[i, j] = windows[b, k, cu - 1 + i, cv - 1 + j] - off
+                patch[i, j] = row[j] - off
         acc[:, :] = 0.0
         for i in range(n):
             for du in range(3):

@@ -204,8 +204,9 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
                 # Separable resampling with the pixel loop innermost, on a local copy of the
                 # window's region (runtime offsets into the window keep LLVM from vectorising).
                 for i in range(inner + taps - 1):
+                    row = windows[b, k, r0 + i, c0:c0 + inner + taps - 1]
                     for j in range(inner + taps - 1):
-                        region[i, j] = windows[b, k, r0 + i, c0 + j] - off
+                        region[i, j] = row[j] - off
                 for i in range(inner + taps - 1):
                     for j in range(inner):
                         rows[i, j] = 0.0
