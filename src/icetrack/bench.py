@@ -13,7 +13,7 @@ Cases (generated here, truth known exactly):
 
 Every method gets the same 32-px reference chips and the same ±12-px search windows
 (56 px) from the secondary image: ``fft_ncc`` and ``ampcor`` (icetrack's kernels,
-batched, ``--threads`` FFT workers and numba threads), ``opencv`` (``cv2.matchTemplate``
+batched, each batch split between ``--threads`` threads), ``opencv`` (``cv2.matchTemplate``
 with ``TM_CCOEFF_NORMED``, one chip at a time as its API takes them, then a 3-point
 Gaussian peak fit per axis, falling back to a parabola where the Gaussian is undefined)
 and ``skimage`` (``phase_cross_correlation(upsample_factor=100)`` of the 32-px reference
@@ -288,11 +288,13 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def profile_stages(size: int = 512, seed: int = 0, threads: int = 2, batch: int = 256, repeats: int = 20) -> dict[str, dict[str, float]]:
     """Where each kernel's time goes: µs per chip of each stage on one batch of the
-    uniform case (best of ``repeats``, wall clock, ``threads`` threads), and OpenCV's whole
-    per-chip cost in its pool for scale."""
+    uniform case (best of ``repeats``, wall clock, one thread: the stages run serially,
+    the batch is split between threads), the whole kernel on one and on ``threads``
+    threads, and OpenCV's per-chip cost in its ``threads`` pool for scale."""
     import threadpoolctl
 
     from .track import ampcor, fft_ncc
+    from .track.api import KERNELS
     from .track.direct import hill_climb_ncc
     from .track.ncc import as_banded, ncc_surfaces
     from .track.subpixel import lucas_kanade_refine, quadratic_fit_3x3
@@ -312,30 +314,32 @@ def profile_stages(size: int = 512, seed: int = 0, threads: int = 2, batch: int 
 
     with threadpoolctl.threadpool_limits(threads):
         small_c, small_w = fft_ncc.downsample2(chips), fft_ncc.downsample2(windows)
-        _, cy, cx, _, _ = ncc_surfaces(small_c, small_w, threads)
+        _, cy, cx, _, _ = ncc_surfaces(small_c, small_w, 1)
         iy, ix, z, _ = hill_climb_ncc(chips, windows, 2 * cy, 2 * cx)
         oy, ox, _, _ = quadratic_fit_3x3(np.log(np.clip(z, 1e-3, None)))
         r = ampcor.OVERSAMPLED_SEARCH_PX
         patches = np.ascontiguousarray(windows[:, :, SEARCH_PX - r:SEARCH_PX + CHIP_PX + r, SEARCH_PX - r:SEARCH_PX + CHIP_PX + r])
-        fine_c, fine_p = ampcor.oversample(chips, 2, threads), ampcor.oversample(patches, 2, threads)
-        surfaces, sy, sx, _, _ = ncc_surfaces(fine_c, fine_p, threads)
+        fine_c, fine_p = ampcor.oversample(chips, 2, 1), ampcor.oversample(patches, 2, 1)
+        surfaces, sy, sx, _, _ = ncc_surfaces(fine_c, fine_p, 1)
         stages = {
             "fft_ncc": {
                 "2x downsample": best(lambda: (fft_ncc.downsample2(chips), fft_ncc.downsample2(windows))),
-                "coarse FFT NCC (13x13 lags)": best(lambda: ncc_surfaces(small_c, small_w, threads)),
+                "coarse FFT NCC (13x13 lags)": best(lambda: ncc_surfaces(small_c, small_w, 1)),
                 "full-res climb (direct NCC, ~3x3 lags)": best(lambda: hill_climb_ncc(chips, windows, 2 * cy, 2 * cx)),
                 "Gaussian 3x3 fit": best(lambda: quadratic_fit_3x3(np.log(np.clip(z, 1e-3, None)))),
                 "one Lucas-Kanade step": best(lambda: lucas_kanade_refine(chips, windows, iy + oy, ix + ox, 1)),
-                "whole kernel": best(lambda: fft_ncc.track_batch(chips, windows, threads)),
-                "(full-search FFT NCC, 25x25 lags)": best(lambda: ncc_surfaces(chips, windows, threads)),
+                "whole kernel (one thread)": best(lambda: fft_ncc.track_batch(chips, windows, 1)),
+                f"whole kernel, {threads} threads": best(lambda: KERNELS["fft_ncc"](chips, windows, workers=threads)),
+                "(full-search FFT NCC, 25x25 lags)": best(lambda: ncc_surfaces(chips, windows, 1)),
             },
             "ampcor": {
-                "integer peak (as fft_ncc)": best(lambda: fft_ncc.integer_peak(chips, windows, threads)),
-                "x2 FFT oversampling of chip + patch": best(lambda: (ampcor.oversample(chips, 2, threads),
-                                                                     ampcor.oversample(patches, 2, threads))),
-                "level-2 FFT NCC (64 px in 72 px)": best(lambda: ncc_surfaces(fine_c, fine_p, threads)),
+                "integer peak (as fft_ncc)": best(lambda: fft_ncc.integer_peak(chips, windows, 1)),
+                "x2 FFT oversampling of chip + patch": best(lambda: (ampcor.oversample(chips, 2, 1),
+                                                                     ampcor.oversample(patches, 2, 1))),
+                "level-2 FFT NCC (64 px in 72 px)": best(lambda: ncc_surfaces(fine_c, fine_p, 1)),
                 "x16 sinc zoom + fit": best(lambda: ampcor.zoom_peak(surfaces, sy, sx, 16)),
-                "whole kernel": best(lambda: ampcor.track_batch(chips, windows, threads)),
+                "whole kernel (one thread)": best(lambda: ampcor.track_batch(chips, windows, 1)),
+                f"whole kernel, {threads} threads": best(lambda: KERNELS["ampcor"](chips, windows, workers=threads)),
             },
         }
         subset = Case(*(getattr(case, f)[:batch] for f in Case.__dataclass_fields__))

@@ -117,7 +117,7 @@ def zoom_peak(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray, factor: int)
 ZOOM_LANCZOS = 4  # 8-tap windowed sinc
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _lanczos_rows(centre, factor, length, a):  # pragma: no cover - compiled
     """Row-normalised Lanczos-a weights (2·factor+1, length) at centre + k/factor, k = −factor … factor."""
     g = 2 * factor + 1
@@ -142,14 +142,14 @@ def _lanczos_rows(centre, factor, length, a):  # pragma: no cover - compiled
     return w
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _zoom(surfaces, iy, ix, factor, a):  # pragma: no cover - compiled
     b_count, length = surfaces.shape[0], surfaces.shape[2]
     g = 2 * factor + 1
     out_y = np.zeros(b_count, np.int64)
     out_x = np.zeros(b_count, np.int64)
     z = np.full((b_count, 3, 3), np.nan)
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         wy = _lanczos_rows(np.float64(iy[b]), factor, length, a)
         wx = _lanczos_rows(np.float64(ix[b]), factor, length, a)
         zoomed = wy @ surfaces[b] @ wx.T

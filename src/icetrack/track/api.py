@@ -10,13 +10,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import ampcor, fft_ncc
 from .result import OffsetField, point_grid
+from .threads import threaded
 
 # A kernel maps (chips (B,N,N), windows (B,M,M), workers, **options) to per-chip dy, dx,
 # peak, snr, curv_y, curv_x, offsets relative to the window's centre lag. New kernels
 # register here and get strips, priors, NaN handling and georeferencing from
 # ``track_pair`` for free.
-KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"fft_ncc": fft_ncc.track_batch,
-                                                            "ampcor": ampcor.track_batch}
+# ``workers`` threads each run the kernel on a slice of the batch (see threads.py).
+KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"fft_ncc": threaded(fft_ncc.track_batch),
+                                                            "ampcor": threaded(ampcor.track_batch)}
 
 MIN_VALID_FRACTION = 0.9  # chips with more missing (cloud/NaN) pixels are not tracked
 BLOCK_POINTS = 256  # chips per kernel call: enough to amortise the batched FFTs, a few MB of buffers

@@ -36,7 +36,7 @@ def hill_climb_ncc(chips: np.ndarray, windows: np.ndarray, start_y: np.ndarray, 
                   np.asarray(start_y, np.int64), np.asarray(start_x, np.int64), max_steps)
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(nogil=True, fastmath=True, cache=True)
 def _ncc_3x3(t, t_norm, offset, windows, b, cu, cv, acc, patch, col1, col2, out):  # pragma: no cover - compiled
     """NCC of zero-mean chip t (K, N, N) at the 3×3 lags around (cu, cv) of window b, into out.
 
@@ -98,7 +98,7 @@ def _ncc_3x3(t, t_norm, offset, windows, b, cu, cv, acc, patch, col1, col2, out)
         out[lag // 3, lag % 3] = num[lag] / denom if denom > 1e-12 * t_norm else 0.0
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
+@numba.njit(nogil=True, fastmath=True, cache=True)
 def _climb(chips, windows, start_y, start_x, max_steps):  # pragma: no cover - compiled
     b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
     lags = windows.shape[2] - n + 1
@@ -106,7 +106,7 @@ def _climb(chips, windows, start_y, start_x, max_steps):  # pragma: no cover - c
     out_x = np.zeros(b_count, np.int64)
     z = np.full((b_count, 3, 3), np.nan)
     converged = np.zeros(b_count, np.bool_)
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         t = np.empty((k_count, n, n), np.float32)
         offset = np.empty(k_count, np.float32)
         sq = 0.0

@@ -114,11 +114,11 @@ def downsample2(a: np.ndarray) -> np.ndarray:
     return _downsample2(np.ascontiguousarray(a, dtype=np.float32))
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _downsample2(a):  # pragma: no cover - compiled
     b_count, k_count, h, w = a.shape
     out = np.empty((b_count, k_count, h // 2, w // 2), np.float32)
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         for k in range(k_count):
             for i in range(h // 2):
                 for j in range(w // 2):

@@ -69,7 +69,7 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
     return _normalise(num, w, t_norm, n, lags)
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
+@numba.njit(nogil=True, fastmath=True, cache=True)
 def _normalise(num, windows, t_norm, n, lags):  # pragma: no cover - compiled
     b_count, k_count = windows.shape[0], windows.shape[1]
     m = windows.shape[2]
@@ -79,7 +79,7 @@ def _normalise(num, windows, t_norm, n, lags):  # pragma: no cover - compiled
     peak = np.zeros(b_count)
     snr = np.zeros(b_count)
     inv_area = 1.0 / (n * n)
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         # Patch sums of w and w² by sliding sums (column sums over N rows, then a running
         # sum along the row): the summed-area tables of Lewis (1995) without storing them.
         var = np.zeros((lags, lags))

@@ -39,7 +39,7 @@ def quadratic_fit_3x3(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return _quadratic_fit_3x3(np.ascontiguousarray(z, dtype=np.float64))
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _quadratic_fit_3x3(z):  # pragma: no cover - compiled
     # One compiled loop instead of ~20 numpy passes over (B,) arrays: the fit is called
     # on every batch, and the passes' overhead cost more than the arithmetic.
@@ -93,7 +93,7 @@ def lucas_kanade_refine(chips: np.ndarray, windows: np.ndarray, start_y: np.ndar
 LANCZOS_A = 4  # 8-tap Lanczos: Keys cubic (4 taps) biased the fixed point by 0.04 px on rough texture
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _lanczos(f, a):  # pragma: no cover - compiled
     """Normalised Lanczos-a weights of taps −a+1 … a at fraction f (0 ≤ f < 1)."""
     w = np.empty(2 * a)
@@ -110,7 +110,7 @@ def _lanczos(f, a):  # pragma: no cover - compiled
     return w / total
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
+@numba.njit(nogil=True, fastmath=True, cache=True)
 def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no cover - compiled
     b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
     m = windows.shape[2]
@@ -119,7 +119,7 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
     area = inner * inner
     out_y = np.full(b_count, np.nan)
     out_x = np.full(b_count, np.nan)
-    for b in numba.prange(b_count):
+    for b in range(b_count):
         if not (np.isfinite(start_y[b]) and np.isfinite(start_x[b])):
             continue
         # The chip's interior, normalised per band, and its gradients; the sums the
@@ -254,193 +254,6 @@ def _lk(chips, windows, start_y, start_x, iterations, tolerance):  # pragma: no 
             ok = True
             if step_y * step_y + step_x * step_x < tolerance * tolerance:
                 break
-        if ok and abs(py - start_y[b]) <= 1.5 and abs(px - start_x[b]) <= 1.5:
-            out_y[b] = py
-            out_x[b] = px
-    return out_y, out_x
-
-
-def symmetric_gradient_step(chips: np.ndarray, windows: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel residual of each chip at its integer peak lag by one symmetric Gauss–Newton step.
-
-    With both patches normalised (zero mean, unit variance over the chip's interior) the
-    window patch at the integer lag is w(x) ≈ t(x − d) for a residual d (|d| ≤ ½ px);
-    with the *mean* gradient g = (∇t + ∇w)/2 the Taylor expansion w − t = −d·g holds to
-    third order in d (not second, as with ∇t alone), so one step solves
-    d = −(Σ g gᵀ)⁻¹ Σ g (w − t) with no resampling and no pixel locking from a peak fit.
-    Chips (B, K, N, N), windows (B, K, M, M); ``iy/ix`` integer lags (NaN-free, ≥ 0).
-    Returns (dy, dx) to add to the integer lag (px), NaN where the normal equations are singular.
-    """
-    return _symmetric_step(np.ascontiguousarray(chips, dtype=np.float32), np.ascontiguousarray(windows, dtype=np.float32),
-                           np.asarray(iy, np.int64), np.asarray(ix, np.int64))
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _symmetric_step(chips, windows, iy, ix):  # pragma: no cover - compiled
-    b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
-    m = windows.shape[2]
-    e0 = 2
-    inner = n - 2 * e0
-    out_y = np.full(b_count, np.nan)
-    out_x = np.full(b_count, np.nan)
-    for b in numba.prange(b_count):
-        u0 = iy[b]
-        v0 = ix[b]
-        if u0 < 0 or v0 < 0 or u0 + n > m or v0 + n > m:
-            continue
-        h_yy = 0.0
-        h_xy = 0.0
-        h_xx = 0.0
-        r_y = 0.0
-        r_x = 0.0
-        for k in range(k_count):
-            c = chips[b, k]
-            w = windows[b, k, u0:u0 + n, v0:v0 + n]
-            mt = 0.0
-            mw = 0.0
-            for i in range(e0, n - e0):
-                for j in range(e0, n - e0):
-                    mt += c[i, j]
-                    mw += w[i, j]
-            mt /= inner * inner
-            mw /= inner * inner
-            st = 0.0
-            sw = 0.0
-            for i in range(e0, n - e0):
-                for j in range(e0, n - e0):
-                    st += (c[i, j] - mt) ** 2
-                    sw += (w[i, j] - mw) ** 2
-            if st <= 0 or sw <= 0:
-                continue
-            at = 1.0 / np.sqrt(st / (inner * inner))
-            aw = 1.0 / np.sqrt(sw / (inner * inner))
-            for i in range(e0, n - e0):
-                for j in range(e0, n - e0):
-                    # 5-point derivatives of both patches (the 3-point one under-estimates
-                    # the gradient of rough texture), in normalised units.
-                    gty = (8.0 * (c[i + 1, j] - c[i - 1, j]) - (c[i + 2, j] - c[i - 2, j])) * at / 12.0
-                    gtx = (8.0 * (c[i, j + 1] - c[i, j - 1]) - (c[i, j + 2] - c[i, j - 2])) * at / 12.0
-                    gwy = (8.0 * (w[i + 1, j] - w[i - 1, j]) - (w[i + 2, j] - w[i - 2, j])) * aw / 12.0
-                    gwx = (8.0 * (w[i, j + 1] - w[i, j - 1]) - (w[i, j + 2] - w[i, j - 2])) * aw / 12.0
-                    gy = 0.5 * (gty + gwy)
-                    gx = 0.5 * (gtx + gwx)
-                    e = (w[i, j] - mw) * aw - (c[i, j] - mt) * at
-                    h_yy += gy * gy
-                    h_xy += gy * gx
-                    h_xx += gx * gx
-                    r_y += gy * e
-                    r_x += gx * e
-        det = h_yy * h_xx - h_xy * h_xy
-        if det > 0:
-            # w(x) = t(x − d) ⇒ w − t ≈ −d·g: the chip sits d further along in the window.
-            out_y[b] = -(h_xx * r_y - h_xy * r_x) / det
-            out_x[b] = -(h_yy * r_x - h_xy * r_y) / det
-    return out_y, out_x
-
-
-ESM_TAPS = 3  # Lanczos-3 (6 taps): with the symmetric update, as accurate as Lanczos-4 and 25 % cheaper
-
-
-def esm_refine(chips: np.ndarray, windows: np.ndarray, start_y: np.ndarray, start_x: np.ndarray,
-               iterations: int = 1, taps: int = ESM_TAPS) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel position of each chip in its window by efficient second-order minimisation
-    (ESM, Benhimane & Malis 2004) of a translation, from a start near the NCC peak.
-
-    Like :func:`lucas_kanade_refine` (normalised patches, Lanczos resampling of the
-    window at the current position, 2×2 normal equations), but the Jacobian is the *mean*
-    of the chip's and the resampled window's gradients: the linearisation then holds to
-    third order in the residual, so one step from the quadratic peak fit removes its
-    pixel locking where inverse-compositional LK needs two or three.
-    Chips (B, K, N, N), windows (B, K, M, M); ``start_y/x`` the chip's top-left position
-    in the window (px). Returns the refined positions, NaN where the window is left.
-    """
-    return _esm(np.ascontiguousarray(chips, dtype=np.float32), np.ascontiguousarray(windows, dtype=np.float32),
-                np.asarray(start_y, np.float64), np.asarray(start_x, np.float64), iterations, taps)
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _esm(chips, windows, start_y, start_x, iterations, a):  # pragma: no cover - compiled
-    b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
-    m = windows.shape[2]
-    e0 = 2  # border the 5-point gradient stencil needs
-    inner = n - 2 * e0
-    taps = 2 * a
-    out_y = np.full(b_count, np.nan)
-    out_x = np.full(b_count, np.nan)
-    for b in numba.prange(b_count):
-        if not (np.isfinite(start_y[b]) and np.isfinite(start_x[b])):
-            continue
-        rows = np.empty((n + taps - 1, n), np.float32)
-        sample = np.empty((n, n), np.float32)
-        py = start_y[b]
-        px = start_x[b]
-        ok = True
-        for _ in range(iterations):
-            iy0 = int(np.floor(py))
-            ix0 = int(np.floor(px))
-            r0 = iy0 - a + 1
-            c0 = ix0 - a + 1
-            if r0 < 0 or c0 < 0 or r0 + n + taps - 1 > m or c0 + n + taps - 1 > m:
-                ok = False
-                break
-            wy = _lanczos(py - iy0, a).astype(np.float32)
-            wx = _lanczos(px - ix0, a).astype(np.float32)
-            h_yy = 0.0
-            h_xy = 0.0
-            h_xx = 0.0
-            r_y = 0.0
-            r_x = 0.0
-            for k in range(k_count):
-                c = chips[b, k]
-                for i in range(n + taps - 1):
-                    for j in range(n):
-                        v = np.float32(0.0)
-                        for tap in range(taps):
-                            v += wx[tap] * windows[b, k, r0 + i, c0 + j + tap]
-                        rows[i, j] = v
-                for i in range(n):
-                    for j in range(n):
-                        v = np.float32(0.0)
-                        for tap in range(taps):
-                            v += wy[tap] * rows[i + tap, j]
-                        sample[i, j] = v
-                mt = 0.0
-                mw = 0.0
-                for i in range(e0, n - e0):
-                    for j in range(e0, n - e0):
-                        mt += c[i, j]
-                        mw += sample[i, j]
-                mt /= inner * inner
-                mw /= inner * inner
-                st = 0.0
-                sw = 0.0
-                for i in range(e0, n - e0):
-                    for j in range(e0, n - e0):
-                        st += (c[i, j] - mt) ** 2
-                        sw += (sample[i, j] - mw) ** 2
-                if st <= 0 or sw <= 0:
-                    continue
-                at = 1.0 / np.sqrt(st / (inner * inner))
-                aw = 1.0 / np.sqrt(sw / (inner * inner))
-                for i in range(e0, n - e0):
-                    for j in range(e0, n - e0):
-                        gy = ((8.0 * (c[i + 1, j] - c[i - 1, j]) - (c[i + 2, j] - c[i - 2, j])) * at
-                              + (8.0 * (sample[i + 1, j] - sample[i - 1, j]) - (sample[i + 2, j] - sample[i - 2, j])) * aw) / 24.0
-                        gx = ((8.0 * (c[i, j + 1] - c[i, j - 1]) - (c[i, j + 2] - c[i, j - 2])) * at
-                              + (8.0 * (sample[i, j + 1] - sample[i, j - 1]) - (sample[i, j + 2] - sample[i, j - 2])) * aw) / 24.0
-                        e = (sample[i, j] - mw) * aw - (c[i, j] - mt) * at
-                        h_yy += gy * gy
-                        h_xy += gy * gx
-                        h_xx += gx * gx
-                        r_y += gy * e
-                        r_x += gx * e
-            det = h_yy * h_xx - h_xy * h_xy
-            if det <= 0:
-                ok = False
-                break
-            # sample(x) = w(p + x) ≈ t(x) + g·(p − p*): step back by the solved residual.
-            py -= (h_xx * r_y - h_xy * r_x) / det
-            px -= (h_yy * r_x - h_xy * r_y) / det
         if ok and abs(py - start_y[b]) <= 1.5 and abs(px - start_x[b]) <= 1.5:
             out_y[b] = py
             out_x[b] = px
