@@ -52,9 +52,7 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
     chips, windows = as_banded(chips), as_banded(windows)
     n, m = chips.shape[-1], windows.shape[-1]
     size = fft_size(m)
-    t = np.asarray(chips, dtype=np.float32)
-    t = t - t.mean(axis=(2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
-    t_norm = np.sqrt(np.einsum("bkij,bkij->b", t, t, dtype=np.float64))
+    t, t_norm = _centred(np.ascontiguousarray(chips, dtype=np.float32))
     w = np.asarray(windows, dtype=np.float32)  # no copy when already float32
     lags = m - n + 1
     spectrum = sfft.rfft2(w, s=(size, size), workers=workers)
@@ -67,6 +65,29 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
     columns = sfft.ifft(summed, axis=-2, workers=workers)[:, :lags]
     num = sfft.irfft(columns, n=size, axis=-1, workers=workers)
     return _normalise(num, w, t_norm, n, lags)
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def _centred(chips):  # pragma: no cover - compiled
+    """Chips (B, K, N, N) minus their per-band mean (float32), and each chip's norm over bands."""
+    b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
+    out = np.empty_like(chips)
+    norm = np.empty(b_count)
+    for b in range(b_count):
+        sq = 0.0
+        for k in range(k_count):
+            mean = 0.0
+            for i in range(n):
+                for j in range(n):
+                    mean += chips[b, k, i, j]
+            mean /= n * n
+            for i in range(n):
+                for j in range(n):
+                    v = chips[b, k, i, j] - mean
+                    out[b, k, i, j] = v
+                    sq += v * v
+        norm[b] = np.sqrt(sq)
+    return out, norm
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
