@@ -21,7 +21,7 @@ KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"fft_ncc": threaded(
                                                             "ampcor": threaded(ampcor.track_batch)}
 
 MIN_VALID_FRACTION = 0.9  # chips with more missing (cloud/NaN) pixels are not tracked
-BLOCK_POINTS = 256  # chips per kernel call: enough to amortise the batched FFTs, a few MB of buffers
+BLOCK_POINTS = 1024  # chips per kernel call (split between threads): amortises per-call overhead, ~15 MB of buffers
 STRIP_ROWS = 8  # grid rows per image strip: memory beyond the images is O(strip × width)
 PRIOR_SEARCH_PX = 3  # ± search around a coarse pass's offsets (its errors are ≲ 1 px)
 COARSE_MARGIN_PX = 3  # LK's taps and ampcor's level 2 need ~2 px inside the search window beyond the peak
