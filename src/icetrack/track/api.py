@@ -59,7 +59,8 @@ def track_pair(
     coarse_prior : first track 2×-downsampled images with the same kernel and chip size
         (covering twice the ground), then search only ±``prior_search_px`` around its
         offsets; points the coarse pass could not measure get the full ±search_px.
-    workers : threads for the FFTs. block_points : chips per kernel call.
+    workers : threads sharing each batch of chips (the rule's ``threads:``). block_points : chips
+        per kernel call.
     progress : called with the number of points done after each batch.
 
     Memory: the images are read in strips of STRIP_ROWS grid rows, so beyond ``ref`` and
