@@ -6,31 +6,12 @@ import numba
 import numpy as np
 
 
-def quadratic_peak_2d(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Least-squares 2-D quadratic fit on the 3×3 neighbourhood of each integer peak.
-
-    ``f(x, y) = a + b x + c y + d x² + e x y + g y²``; the closed-form coefficients for
-    the 3×3 stencil are exact sums, so a batch costs a few array operations. A 2-D fit
-    (not two 1-D parabolas) follows skewed peaks of sheared ice and shows far less
-    pixel locking (field notes: |bias| ≈ 0.008 px).
-
-    Returns (sub-pixel y, sub-pixel x, curvature_y, curvature_x), curvatures being
-    −∂²f/∂y² and −∂²f/∂x² (positive at a maximum). Peaks on the surface's border or
-    whose fit is not a maximum return NaN offsets.
-    """
-    b_, h, w = surfaces.shape
-    inner = (iy >= 1) & (iy <= h - 2) & (ix >= 1) & (ix <= w - 2)
-    cy, cx = np.clip(iy, 1, h - 2), np.clip(ix, 1, w - 2)
-    k = np.arange(b_)[:, None, None]
-    d = np.arange(-1, 2)
-    z = surfaces[k, (cy[:, None] + d)[:, :, None], (cx[:, None] + d)[:, None, :]]
-    oy, ox, curv_y, curv_x = quadratic_fit_3x3(z)
-    ok = inner & np.isfinite(oy)
-    return np.where(ok, cy + oy, np.nan), np.where(ok, cx + ox, np.nan), curv_y, curv_x
-
-
 def quadratic_fit_3x3(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Peak of the least-squares quadratic through each 3×3 neighbourhood z (B, 3, 3).
+
+    ``f(x, y) = a + b x + c y + d x² + e x y + g y²``; the closed-form coefficients for
+    the 3×3 stencil are exact sums. A 2-D fit (not two 1-D parabolas) follows the skewed
+    peaks of sheared ice. On the log of the NCC it is a 2-D Gaussian fit.
 
     Returns (offset_y, offset_x, curvature_y, curvature_x): the maximum's position
     relative to the centre sample (px, NaN unless the fit is a maximum within ±1 px)
