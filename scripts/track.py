@@ -9,16 +9,22 @@ from icetrack.outcome import input_validity
 from icetrack.rasters import read_band
 from icetrack.rule_io import progress, start_logging
 from icetrack.track import point_grid, track_pair
+from icetrack.track.prior import prior_from_velocity
 
 log = start_logging(snakemake)
 k = json.loads(open(snakemake.input.kernel).read())
 ref, transform, crs = read_band(snakemake.input.ref)
 sec, _, _ = read_band(snakemake.input.sec)
 grid = point_grid(ref.shape, k["chip_px"], k["step_px"])
+prior_dx = prior_dy = None
+if "prior" in k:  # a reference velocity map centres the searches
+    prior_dx, prior_dy = prior_from_velocity(k["prior"]["reference_vx"], k["prior"]["reference_vy"], grid,
+                                             transform, crs, k["dt_days"])
 t0 = time.time()
 with progress(grid.n_rows * grid.n_cols, f"track {snakemake.wildcards.pair}", "pt") as bar:
     field = track_pair(ref, sec, k["chip_px"], k["search_px"], k["step_px"], k["method"],
-                       workers=snakemake.threads, progress=bar.update, kernel_options=kernel_options(k),
+                       prior_dx=prior_dx, prior_dy=prior_dy, workers=snakemake.threads, progress=bar.update,
+                       kernel_options=kernel_options(k),
                        coarse_prior=k.get("coarse_prior", False), prior_search_px=k.get("prior_search_px", 3))
 k["inputs"] = input_validity(ref, sec)  # lets quality.json say why a map is empty
 write_offsets(snakemake.output[0], field, transform, crs, k)

@@ -128,3 +128,39 @@ def test_benchmark_cli_writes_every_case_and_method(tmp_path, capsys):
             # On a 128-px image the 9-px shear deforms each chip by ~2 px: everyone is at ~0.17 px.
             assert case[method]["rmse_px"] < (0.25 if name == "shear" else 0.05), (name, method)
     assert "(ratio to opencv)" in capsys.readouterr().out
+
+
+def test_reference_velocity_map_centres_the_search(tmp_path):
+    """A coarse reference map (m/yr, 100 m pixels) converted to px over the pair's 36.5
+    days centres a ±3 px search on a (9.2, −10.6) px shift of a 10 m image."""
+    from affine import Affine
+
+    from icetrack.rasters import write_geotiff
+    from icetrack.track import point_grid
+    from icetrack.track.prior import prior_from_velocity
+
+    image_transform = Affine(10.0, 0, 500_000.0, 0, -10.0, 4_000_000.0)
+    years = 36.525 / 365.25
+    vx, vy = -10.6 * 10 / years, -9.2 * 10 / years  # east −106 m, north −92 m (rows run south)
+    coarse = Affine(100.0, 0, 499_000.0, 0, -100.0, 4_001_000.0)
+    for name, value in (("vx", vx), ("vy", vy)):
+        write_geotiff(tmp_path / f"{name}.tif", [np.full((60, 60), value, np.float32)], coarse, "EPSG:32718")
+    ref = textured((256, 256), seed=18)
+    sec = shifted(ref, 9.2, -10.6)
+    grid = point_grid(ref.shape, 32, 16)
+    prior_dx, prior_dy = prior_from_velocity(str(tmp_path / "vx.tif"), str(tmp_path / "vy.tif"), grid,
+                                             image_transform, "EPSG:32718", 36.525)
+    np.testing.assert_allclose(prior_dx, -10.6, atol=1e-3)
+    np.testing.assert_allclose(prior_dy, 9.2, atol=1e-3)
+    field = track_pair(ref, sec, 32, 3, 16, prior_dx=prior_dx, prior_dy=prior_dy)
+    assert np.nanmedian(np.abs(field.dx[2:-2, 2:-2] + 10.6)) < 0.05
+    assert np.nanmedian(np.abs(field.dy[2:-2, 2:-2] - 9.2)) < 0.05
+
+
+def test_prior_config_goes_to_kernel_json():
+    tracking = {"method": "fft_ncc", "chip_px": 32, "step_px": 8, "search_px": 6, "max_speed_m_per_yr": 500,
+                "prior": {"reference_vx": "vx.tif", "reference_vy": "vy.tif"}}
+    assert kernel_parameters(tracking, 40, 10.0)["prior"] == {"reference_vx": "vx.tif", "reference_vy": "vy.tif"}
+    assert "prior" not in kernel_parameters({**tracking, "prior": {"reference_vx": "", "reference_vy": ""}}, 40, 10.0)
+    with pytest.raises(ValueError, match="tracking.prior: give both"):
+        kernel_parameters({**tracking, "prior": {"reference_vx": "vx.tif", "reference_vy": ""}}, 40, 10.0)

@@ -53,6 +53,12 @@ def kernel_parameters(tracking: dict, dt_days: float, resolution_m: float) -> di
         "dt_days": float(dt_days),
         "resolution_m": float(resolution_m),
     }
+    prior = tracking.get("prior") or {}
+    if prior.get("reference_vx") or prior.get("reference_vy"):
+        if not (prior.get("reference_vx") and prior.get("reference_vy")):
+            raise ValueError("tracking.prior: give both reference_vx and reference_vy (GeoTIFF paths), "
+                             f"got {prior.get('reference_vx')!r} and {prior.get('reference_vy')!r}")
+        params["prior"] = {"reference_vx": str(prior["reference_vx"]), "reference_vy": str(prior["reference_vy"])}
     if block:  # method-specific block, e.g. tracking.ampcor
         params[method] = block
     return params
