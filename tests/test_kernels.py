@@ -71,15 +71,16 @@ def test_weak_chips_fall_back_to_the_full_search(monkeypatch):
     assert np.nanmedian(np.abs(field.dx[1:-1, 1:-1] - 5.5)) < 0.03
 
 
-def test_strips_do_not_change_the_result(monkeypatch):
+def test_tiles_do_not_change_the_result(monkeypatch):
     ref = textured((256, 200), seed=16)
     sec = shifted(ref, 1.4, 2.6)
     ref[40:70, 30:90] = np.nan  # a cloud across a strip boundary
     whole = track_pair(ref, sec, 32, 6, 16)
     monkeypatch.setattr(api, "STRIP_ROWS", 1)
+    monkeypatch.setattr(api, "TILE_COLS", 3)
     strips = track_pair(ref, sec, 32, 6, 16)
     np.testing.assert_array_equal(np.isnan(whole.dx), np.isnan(strips.dx))
-    # Strip means fill a cloud differently: chips touching it may differ by noise only.
+    # Tile means fill a cloud differently: chips touching it may differ by noise only.
     np.testing.assert_allclose(whole.dx, strips.dx, atol=0.02, equal_nan=True)
 
 

@@ -22,7 +22,8 @@ KERNELS: dict[str, Callable[..., dict[str, np.ndarray]]] = {"fft_ncc": threaded(
 
 MIN_VALID_FRACTION = 0.9  # chips with more missing (cloud/NaN) pixels are not tracked
 BLOCK_POINTS = 1024  # chips per kernel call (split between threads): amortises per-call overhead, ~15 MB of buffers
-STRIP_ROWS = 8  # grid rows per image strip: memory beyond the images is O(strip × width)
+STRIP_ROWS = 8  # grid rows per tile
+TILE_COLS = 128  # grid columns per tile: memory beyond the images is O(tile), whatever the scene size
 PRIOR_SEARCH_PX = 3  # ± search around a coarse pass's offsets (its errors are ≲ 1 px)
 COARSE_MARGIN_PX = 3  # LK's taps and ampcor's level 2 need ~2 px inside the search window beyond the peak
 
@@ -63,8 +64,9 @@ def track_pair(
         per kernel call.
     progress : called with the number of points done after each batch.
 
-    Memory: the images are read in strips of STRIP_ROWS grid rows, so beyond ``ref`` and
-    ``sec`` themselves the working set is a few strips of the image width.
+    Memory: the images are read in tiles of STRIP_ROWS × TILE_COLS grid points, so beyond
+    ``ref`` and ``sec`` themselves the working set is a few small tiles, whatever the
+    scene size.
 
     Returns an :class:`OffsetField` of sec − ref offsets in pixels.
     """
@@ -110,60 +112,66 @@ def _as_prior(prior: np.ndarray | None, shape: tuple[int, int], name: str) -> np
 
 
 def _track_points(ref, sec, grid, search_px, prior_y, prior_x, selected, kernel, block_points, result, progress):
-    """Track the ``selected`` points, strip by strip of grid rows, into ``result``."""
-    n, m = grid.chip_px, grid.chip_px + 2 * search_px
-    height, width = ref.shape
+    """Track the ``selected`` points, tile by tile (STRIP_ROWS × TILE_COLS grid points), into ``result``."""
     for i0 in range(0, grid.n_rows, STRIP_ROWS):
-        i1 = min(i0 + STRIP_ROWS, grid.n_rows)
-        rows_sel = selected[i0:i1]
-        if not rows_sel.any():
-            continue
-        py, px = prior_y[i0:i1], prior_x[i0:i1]
-        # Reference strip: the chips of these grid rows.
-        r0, r1 = i0 * grid.step_px, (i1 - 1) * grid.step_px + n
-        ref_strip, ref_valid = _filled(ref[r0:r1])
-        ref_count = _summed_area(ref_valid)
-        del ref_valid
-        # Secondary strip: every search window of these rows, padded where it leaves the image.
-        lo_y = r0 + int(py[rows_sel].min()) - search_px
-        hi_y = r1 + int(py[rows_sel].max()) + search_px
-        lo_x = int(min(px[rows_sel].min(), 0)) - search_px
-        hi_x = width + int(max(px[rows_sel].max(), 0)) + search_px
-        sec_strip, sec_valid = _filled(_window(sec, lo_y, hi_y, lo_x, hi_x))
-        sec_count = _summed_area(sec_valid)
-        del sec_valid
-        chips_view = sliding_window_view(ref_strip, (n, n))
-        windows_view = sliding_window_view(sec_strip, (m, m))
+        for j0 in range(0, grid.n_cols, TILE_COLS):
+            tile = np.s_[i0:min(i0 + STRIP_ROWS, grid.n_rows), j0:min(j0 + TILE_COLS, grid.n_cols)]
+            if selected[tile].any():
+                _track_tile(ref, sec, grid, search_px, prior_y[tile], prior_x[tile], selected[tile], i0, j0,
+                            kernel, block_points, result, progress)
 
-        gi, gj = np.nonzero(rows_sel)
-        r = gi * grid.step_px  # chip top-left, relative to the strip
-        c = gj * grid.step_px
-        keep = _box_fraction(ref_count, r, c, n) >= MIN_VALID_FRACTION
-        gi, gj, r, c = gi[keep], gj[keep], r[keep], c[keep]
-        for start in range(0, gi.size, block_points):
-            b = slice(start, start + block_points)
-            bi, bj, br, bc = gi[b], gj[b], r[b], c[b]
-            oy, ox = py[bi, bj], px[bi, bj]
-            # Window top-left in strip coordinates: chip + prior − search.
-            wr = br + r0 + oy - search_px - lo_y
-            wc = bc + ox - search_px - lo_x
-            out = kernel(chips_view[br, bc], windows_view[wr, wc])
-            dy = out["dy"] + oy
-            dx = out["dx"] + ox
-            # Reject matches that land on missing pixels of the secondary image.
-            with np.errstate(invalid="ignore"):
-                my = np.clip(np.rint(br + r0 + np.nan_to_num(dy) - lo_y).astype(np.int64), 0, sec_count.shape[0] - 1 - n)
-                mx = np.clip(np.rint(bc + np.nan_to_num(dx) - lo_x).astype(np.int64), 0, sec_count.shape[1] - 1 - n)
-            good = np.isfinite(dx) & np.isfinite(dy) & (_box_fraction(sec_count, my, mx, n) >= MIN_VALID_FRACTION)
-            sigma_y, sigma_x = _sigma(out["peak"], out["curv_y"], out["curv_x"], n)
-            gy, gx = bi + i0, bj
-            for name, value in (("dx", dx), ("dy", dy), ("peak", out["peak"]), ("snr", out["snr"]),
-                                ("sigma_x", sigma_x), ("sigma_y", sigma_y)):
-                getattr(result, name)[gy, gx] = np.where(good, value, np.nan)
-            if progress is not None:
-                progress(len(bi))
+
+def _track_tile(ref, sec, grid, search_px, py, px, tile_sel, i0, j0, kernel, block_points, result, progress):
+    """One tile of grid points whose top-left point is (i0, j0): its reference chips and
+    secondary search windows are cut from two small float32 arrays, never the whole image."""
+    n, m = grid.chip_px, grid.chip_px + 2 * search_px
+    rows, cols = tile_sel.shape
+    # Reference tile: the chips of these points.
+    r0, r1 = i0 * grid.step_px, (i0 + rows - 1) * grid.step_px + n
+    c0, c1 = j0 * grid.step_px, (j0 + cols - 1) * grid.step_px + n
+    ref_tile, ref_valid = _filled(ref[r0:r1, c0:c1])
+    ref_count = _summed_area(ref_valid)
+    del ref_valid
+    # Secondary tile: every search window of these points, NaN where it leaves the image.
+    lo_y = r0 + int(py[tile_sel].min()) - search_px
+    hi_y = r1 + int(py[tile_sel].max()) + search_px
+    lo_x = c0 + int(px[tile_sel].min()) - search_px
+    hi_x = c1 + int(px[tile_sel].max()) + search_px
+    sec_tile, sec_valid = _filled(_window(sec, lo_y, hi_y, lo_x, hi_x))
+    sec_count = _summed_area(sec_valid)
+    del sec_valid
+    chips_view = sliding_window_view(ref_tile, (n, n))
+    windows_view = sliding_window_view(sec_tile, (m, m))
+
+    gi, gj = np.nonzero(tile_sel)
+    r = gi * grid.step_px  # chip top-left, relative to the reference tile
+    c = gj * grid.step_px
+    keep = _box_fraction(ref_count, r, c, n) >= MIN_VALID_FRACTION
+    gi, gj, r, c = gi[keep], gj[keep], r[keep], c[keep]
+    for start in range(0, gi.size, block_points):
+        b = slice(start, start + block_points)
+        bi, bj, br, bc = gi[b], gj[b], r[b], c[b]
+        oy, ox = py[bi, bj], px[bi, bj]
+        # Window top-left in secondary-tile coordinates: chip + prior − search.
+        wr = br + r0 + oy - search_px - lo_y
+        wc = bc + c0 + ox - search_px - lo_x
+        out = kernel(chips_view[br, bc], windows_view[wr, wc])
+        dy = out["dy"] + oy
+        dx = out["dx"] + ox
+        # Reject matches that land on missing pixels of the secondary image.
+        with np.errstate(invalid="ignore"):
+            my = np.clip(np.rint(br + r0 + np.nan_to_num(dy) - lo_y).astype(np.int64), 0, sec_count.shape[0] - 1 - n)
+            mx = np.clip(np.rint(bc + c0 + np.nan_to_num(dx) - lo_x).astype(np.int64), 0, sec_count.shape[1] - 1 - n)
+        good = np.isfinite(dx) & np.isfinite(dy) & (_box_fraction(sec_count, my, mx, n) >= MIN_VALID_FRACTION)
+        sigma_y, sigma_x = _sigma(out["peak"], out["curv_y"], out["curv_x"], n)
+        gy, gx = bi + i0, bj + j0
+        for name, value in (("dx", dx), ("dy", dy), ("peak", out["peak"]), ("snr", out["snr"]),
+                            ("sigma_x", sigma_x), ("sigma_y", sigma_y)):
+            getattr(result, name)[gy, gx] = np.where(good, value, np.nan)
         if progress is not None:
-            progress(int(rows_sel.sum()) - int(keep.sum()))  # untrackable points count as done
+            progress(len(bi))
+    if progress is not None:
+        progress(int(tile_sel.sum()) - int(keep.sum()))  # untrackable points count as done
 
 
 def _window(image: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
