@@ -2,6 +2,7 @@ import json
 import time
 
 import numpy as np
+import rasterio
 
 from icetrack.kernel_params import kernel_options
 from icetrack.offsets_io import write_offsets
@@ -13,9 +14,21 @@ from icetrack.track.prior import prior_from_velocity
 
 log = start_logging(snakemake)
 k = json.loads(open(snakemake.input.kernel).read())
-ref, transform, crs = read_band(snakemake.input.ref)
-sec, _, _ = read_band(snakemake.input.sec)
-grid = point_grid(ref.shape, k["chip_px"], k["step_px"])
+
+
+def read_image(path):
+    """A filtered scene as float32 (rows, cols), or (bands, rows, cols) for orientation
+    images (two bands, which the kernels correlate together); its transform and CRS."""
+    with rasterio.open(path) as src:
+        count = src.count
+    bands = [read_band(path, band) for band in range(1, count + 1)]
+    image = bands[0][0] if count == 1 else np.stack([b[0] for b in bands])  # no copy of a single band
+    return image, bands[0][1], bands[0][2]
+
+
+ref, transform, crs = read_image(snakemake.input.ref)
+sec, _, _ = read_image(snakemake.input.sec)
+grid = point_grid(ref.shape[-2:], k["chip_px"], k["step_px"])
 prior_dx = prior_dy = None
 if "prior" in k:  # a reference velocity map centres the searches
     prior_dx, prior_dy = prior_from_velocity(k["prior"]["reference_vx"], k["prior"]["reference_vy"], grid,

@@ -165,3 +165,19 @@ def test_prior_config_goes_to_kernel_json():
     assert "prior" not in kernel_parameters({**tracking, "prior": {"reference_vx": "", "reference_vy": ""}}, 40, 10.0)
     with pytest.raises(ValueError, match="tracking.prior: give both"):
         kernel_parameters({**tracking, "prior": {"reference_vx": "vx.tif", "reference_vy": ""}}, 40, 10.0)
+
+
+def test_two_band_images_track_as_one_vector_image():
+    """An orientation-like pair (cos, sin of the gradient direction) as (2, rows, cols)
+    stacks: both bands correlate together and give the shift; NaN in one band masks."""
+    from scipy import ndimage
+
+    base = textured((224, 224), seed=19)
+    angle = np.arctan2(ndimage.sobel(base, 0), ndimage.sobel(base, 1))
+    ref = np.stack([np.cos(angle), np.sin(angle)])
+    sec = np.stack([shifted(band, -1.3, 2.4) for band in ref])
+    ref[1, :64] = np.nan  # missing in one band only: the point is missing
+    field = track_pair(ref, sec, 32, 6, 16)
+    assert np.isnan(field.dx[:2]).all()
+    assert np.nanmedian(np.abs(field.dx[4:-1, 1:-1] - 2.4)) < 0.05
+    assert np.nanmedian(np.abs(field.dy[4:-1, 1:-1] + 1.3)) < 0.05

@@ -48,8 +48,10 @@ def track_pair(
 
     Parameters
     ----------
-    ref, sec : 2-D float arrays on the same grid; NaN marks missing pixels (cloud, no
-        data). float32 input is used as is (no full-size copy is made).
+    ref, sec : float arrays on the same grid, 2-D (rows, cols) or 3-D (bands, rows, cols),
+        e.g. the two components of an orientation image, which then correlate as one
+        vector-valued image; NaN marks missing pixels (cloud, no data). float32 input is
+        used as is (no full-size copy is made).
     chip_px : reference chip size (px). step_px : spacing of chip positions (px).
     search_px : the search window reaches ±search_px around the prior offset.
     method : a key of :data:`KERNELS`; ``kernel_options`` are passed on to it
@@ -72,12 +74,15 @@ def track_pair(
     """
     if ref.shape != sec.shape:
         raise ValueError(f"reference {ref.shape} and secondary {sec.shape} images differ in shape")
+    if ref.ndim not in (2, 3):
+        raise ValueError(f"images must be 2-D (rows, cols) or 3-D (bands, rows, cols), got shape {ref.shape}")
+    ref, sec = (a[None] if a.ndim == 2 else a for a in (ref, sec))  # (bands, rows, cols) views
     if method not in KERNELS:
         raise ValueError(f"unknown tracking method {method!r}; expected one of {sorted(KERNELS)}")
     for name, value in (("chip_px", chip_px), ("step_px", step_px), ("search_px", search_px)):
         if value < 1:
             raise ValueError(f"{name} must be ≥ 1, got {value}")
-    grid = point_grid(ref.shape, chip_px, step_px)
+    grid = point_grid(ref.shape[-2:], chip_px, step_px)
     params = dict(method=method, chip_px=chip_px, search_px=search_px, step_px=step_px)
     result = OffsetField.empty(grid, params)
     kernel = _bind(KERNELS[method], kernel_options or {}, workers)
@@ -129,7 +134,7 @@ def _track_tile(ref, sec, grid, search_px, py, px, tile_sel, i0, j0, kernel, blo
     # Reference tile: the chips of these points.
     r0, r1 = i0 * grid.step_px, (i0 + rows - 1) * grid.step_px + n
     c0, c1 = j0 * grid.step_px, (j0 + cols - 1) * grid.step_px + n
-    ref_tile, ref_valid = _filled(ref[r0:r1, c0:c1])
+    ref_tile, ref_valid = _filled(ref[:, r0:r1, c0:c1])
     ref_count = _summed_area(ref_valid)
     del ref_valid
     # Secondary tile: every search window of these points, NaN where it leaves the image.
@@ -140,8 +145,8 @@ def _track_tile(ref, sec, grid, search_px, py, px, tile_sel, i0, j0, kernel, blo
     sec_tile, sec_valid = _filled(_window(sec, lo_y, hi_y, lo_x, hi_x))
     sec_count = _summed_area(sec_valid)
     del sec_valid
-    chips_view = sliding_window_view(ref_tile, (n, n))
-    windows_view = sliding_window_view(sec_tile, (m, m))
+    chips_view = sliding_window_view(ref_tile, (n, n), axis=(1, 2))  # (bands, rows, cols, n, n)
+    windows_view = sliding_window_view(sec_tile, (m, m), axis=(1, 2))
 
     gi, gj = np.nonzero(tile_sel)
     r = gi * grid.step_px  # chip top-left, relative to the reference tile
@@ -155,7 +160,8 @@ def _track_tile(ref, sec, grid, search_px, py, px, tile_sel, i0, j0, kernel, blo
         # Window top-left in secondary-tile coordinates: chip + prior − search.
         wr = br + r0 + oy - search_px - lo_y
         wc = bc + c0 + ox - search_px - lo_x
-        out = kernel(chips_view[br, bc], windows_view[wr, wc])
+        # (chips, bands, n, n): bands correlate as one vector-valued image (ncc.py).
+        out = kernel(np.moveaxis(chips_view[:, br, bc], 0, 1), np.moveaxis(windows_view[:, wr, wc], 0, 1))
         dy = out["dy"] + oy
         dx = out["dx"] + ox
         # Reject matches that land on missing pixels of the secondary image.
@@ -175,20 +181,24 @@ def _track_tile(ref, sec, grid, search_px, py, px, tile_sel, i0, j0, kernel, blo
 
 
 def _window(image: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """image[r0:r1, c0:c1] as float32, NaN where the window leaves the image."""
-    out = np.full((r1 - r0, c1 - c0), np.nan, dtype=np.float32)
-    h, w = image.shape
+    """image[:, r0:r1, c0:c1] of a (bands, rows, cols) stack as float32, NaN where the window leaves the image."""
+    out = np.full((image.shape[0], r1 - r0, c1 - c0), np.nan, dtype=np.float32)
+    h, w = image.shape[-2:]
     sr0, sr1, sc0, sc1 = max(r0, 0), min(r1, h), max(c0, 0), min(c1, w)
     if sr0 < sr1 and sc0 < sc1:
-        out[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = image[sr0:sr1, sc0:sc1]
+        out[:, sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = image[:, sr0:sr1, sc0:sc1]
     return out
 
 
-def _filled(strip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(strip as float32 with NaN replaced by the strip's mean, validity mask)."""
-    valid = np.isfinite(strip)
-    fill = float(strip[valid].mean()) if valid.any() else 0.0
-    return np.where(valid, strip, np.float32(fill)).astype(np.float32, copy=False), valid
+def _filled(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tile (bands, rows, cols) as float32 with missing pixels replaced by each band's
+    mean, validity mask (rows, cols): a pixel is valid where every band is finite)."""
+    valid = np.isfinite(tile).all(axis=0)
+    out = np.empty(tile.shape, dtype=np.float32)
+    for k, band in enumerate(tile):
+        fill = float(band[valid].mean()) if valid.any() else 0.0
+        out[k] = np.where(valid, band, np.float32(fill))
+    return out, valid
 
 
 def _summed_area(mask: np.ndarray) -> np.ndarray:
@@ -221,7 +231,7 @@ def _coarse_pass(ref, sec, chip_px, search_px, step_px, method, kernel_options, 
     point's nearest coarse point.
     """
     ref2, sec2 = _halve(ref), _halve(sec)
-    coarse_grid = point_grid(ref2.shape, chip_px, step_px)
+    coarse_grid = point_grid(ref2.shape[-2:], chip_px, step_px)
     # A fine point's chip centre at (i·step + chip/2) is the coarse point nearest (i·step + chip/2)/2.
     ci = np.clip(np.rint(((np.arange(grid.n_rows) * step_px + chip_px / 2) / 2 - chip_px / 2) / step_px).astype(int),
                  0, coarse_grid.n_rows - 1)
@@ -247,13 +257,15 @@ def _nanmedian3x3(a: np.ndarray) -> np.ndarray:
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
-    """2×2 block mean as float32 (NaN if any of the four is NaN), built strip by strip."""
-    h, w = image.shape[0] // 2, image.shape[1] // 2
-    out = np.empty((h, w), dtype=np.float32)
+    """2×2 block mean of a (bands, rows, cols) stack as float32 (NaN if any of the four is
+    NaN), built in strips of rows."""
+    h, w = image.shape[1] // 2, image.shape[2] // 2
+    out = np.empty((image.shape[0], h, w), dtype=np.float32)
     rows = 512
-    for r in range(0, h, rows):
-        block = image[2 * r:2 * min(r + rows, h), :2 * w].astype(np.float32)
-        out[r:r + rows] = block.reshape(-1, 2, w, 2).mean(axis=(1, 3))
+    for k in range(image.shape[0]):
+        for r in range(0, h, rows):
+            block = image[k, 2 * r:2 * min(r + rows, h), :2 * w].astype(np.float32)
+            out[k, r:r + rows] = block.reshape(-1, 2, w, 2).mean(axis=(1, 3))
     return out
 
 
