@@ -28,18 +28,25 @@ def masks_on_points(masks_path: str, offsets: Offsets) -> tuple[np.ndarray, np.n
 def reference_on_points(vx_path: str, vy_path: str, offsets: Offsets) -> tuple[np.ndarray, np.ndarray]:
     """A reference flow field (two GeoTIFFs, m/yr, x east / y north, any CRS) averaged
     onto the point grid; NaN where the reference has no value."""
+    return reference_on_grid(vx_path, vy_path, offsets.transform, offsets.crs, offsets.arrays["dx"].shape,
+                             "postprocess.direction")
+
+
+def reference_on_grid(vx_path: str, vy_path: str, transform, crs: str, shape: tuple[int, int],
+                      where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two reference GeoTIFFs (any CRS) averaged onto the grid ``transform``/``crs``/``shape``;
+    NaN where the reference has no value. ``where`` names the config key in errors."""
     from rasterio.warp import Resampling, reproject
 
-    shape = offsets.arrays["dx"].shape
     out = []
     for path in (vx_path, vy_path):
         band = np.full(shape, np.nan, dtype=np.float32)
         try:
             with rasterio.open(path) as src:
-                reproject(rasterio.band(src, 1), band, dst_transform=offsets.transform, dst_crs=offsets.crs,
+                reproject(rasterio.band(src, 1), band, dst_transform=transform, dst_crs=crs,
                           src_nodata=src.nodata, dst_nodata=np.nan, resampling=Resampling.average)
         except rasterio.errors.RasterioIOError as error:
-            raise ValueError(f"postprocess.direction: cannot read reference velocity {path!r}: {error}") from None
+            raise ValueError(f"{where}: cannot read reference velocity {path!r}: {error}") from None
         out.append(band)
     return out[0], out[1]
 
