@@ -51,6 +51,24 @@ def block(name):
     return lambda w: effective(config, GLACIERS[w.glacier], name)
 
 
+def reference_files(block_name, section):
+    """Input function: the reference_vx/reference_vy GeoTIFFs named in ``<block>.<section>``
+    (a glacier's overrides applied); none when unset. As inputs, a changed or newly made
+    reference map re-runs the rule, and Snakemake makes it first if a rule writes it."""
+
+    def files(w):
+        chosen = block(block_name)(w).get(section) or {}
+        return [path for key in ("reference_vx", "reference_vy") if (path := chosen.get(key))]
+
+    return files
+
+
+def pair_dates(w):
+    """The filtered reference and secondary images of a pair."""
+    ref, sec = w.pair.split("_")
+    return {"ref": f"results/{w.glacier}/filtered/{ref}.tif", "sec": f"results/{w.glacier}/filtered/{sec}.tif"}
+
+
 def glacier_source(w):
     """The glacier's source with its preset filled in (icetrack.sources): rules record the values."""
     return resolve_source(config["sources"][GLACIERS[w.glacier]["source"]])

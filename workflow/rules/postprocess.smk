@@ -6,11 +6,7 @@ rule postprocess:
         offsets="results/{glacier}/{pair}/offsets.nc",
         masks="results/{glacier}/masks.tif",
         # The optional reference flow GeoTIFFs of the direction test (none by default).
-        reference=lambda w: [
-            path
-            for key in ("reference_vx", "reference_vy")
-            if (path := (block("postprocess")(w).get("direction") or {}).get(key))
-        ],
+        reference=reference_files("postprocess", "direction"),
     output:
         velocity="results/{glacier}/{pair}/velocity.nc",
         quality="results/{glacier}/{pair}/quality.json",

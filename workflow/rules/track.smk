@@ -1,15 +1,12 @@
 # Step 5: tracking, one rule whatever the kernel (tracking.method).
 
 
-def pair_dates(w):
-    ref, sec = w.pair.split("_")
-    return {"ref": f"results/{w.glacier}/filtered/{ref}.tif", "sec": f"results/{w.glacier}/filtered/{sec}.tif"}
-
-
 rule track:
     input:
         unpack(pair_dates),
         kernel="results/{glacier}/{pair}/kernel.json",
+        # The optional reference velocity map that centres the searches (none by default).
+        prior=reference_files("tracking", "prior"),
     output:
         "results/{glacier}/{pair}/offsets.nc",
     threads: 2
