@@ -114,3 +114,7 @@ def nginx():
     yield start
     for server in started:
         server.__exit__()
+
+
+# The loopback STAC API (rustac behind a recording proxy) as a fixture for every test module.
+from stac_server import stac_api  # noqa: E402, F401

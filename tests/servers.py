@@ -57,6 +57,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_answering(proc: subprocess.Popen, url: str, name: str, seconds: float) -> None:
+    """Return once ``url`` gets any HTTP answer (a 404 too); raise if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not answer within {seconds:g} s")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """Terminate a server process (kill it after 5 s) and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class LogLine:
     method: str
@@ -87,31 +114,15 @@ class NginxServer:
         conf.write_text(_CONF.format(user=user, state=self._state, port=self.port, root=self.root))
         self._proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(self._state)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self._proc.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(self.url + PROBE, timeout=1)
-            except urllib.error.HTTPError:
-                break  # 404: it answers
-            except OSError:
-                time.sleep(0.05)
-                continue
-            break
-        else:
+        try:
+            wait_until_answering(self._proc, self.url + PROBE, "nginx", seconds=10)
+        except RuntimeError:
             self.__exit__()
-            raise RuntimeError("nginx did not answer within 10 s")
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop(self._proc)
         shutil.rmtree(self._state, ignore_errors=True)
 
     def href(self, relative: str | Path) -> str:

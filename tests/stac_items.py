@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from shapely.geometry import box, mapping
 

@@ -22,9 +22,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,7 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from servers import free_port
+from servers import free_port, stop, wait_until_answering
 
 RUSTAC = str(Path(sys.executable).parent / "rustac") if (Path(sys.executable).parent / "rustac").exists() \
     else (shutil.which("rustac") or "rustac")
@@ -157,26 +154,15 @@ class RustacServer:
             [RUSTAC, "serve", "--addr", self.url.replace("http://", ""), "--bind", f"127.0.0.1:{self.port}",
              "--create-collections", str(self._items_file)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"rustac serve exited: {self._proc.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1).read()
-                return self
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("rustac serve did not answer within 20 s")
+        try:
+            wait_until_answering(self._proc, f"http://127.0.0.1:{self.port}/", "rustac serve", seconds=20)
+        except RuntimeError:
+            self.__exit__()
+            raise
+        return self
 
     def __exit__(self, *exc) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop(self._proc)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

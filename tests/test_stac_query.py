@@ -17,9 +17,8 @@ from icetrack.checks import check_source
 from icetrack.config import ConfigError
 from icetrack.grid import reproject_geometry
 from icetrack.query import QueryError, query_scenes
-from servers import NGINX
 from stac_items import earth_search_s2_item, planetary_computer_landsat_item, usgs_landsat_c2l1_item, write_cog
-from stac_server import RecordingProxy, stac_api  # noqa: F401 - fixture
+from stac_server import RecordingProxy
 
 CRS, EPSG = "EPSG:32718", 32718
 X0, Y0 = 600_000.0, 4_424_000.0  # NW corner of every test scene (UTM 18S)
@@ -214,7 +213,7 @@ def test_planetary_computer_landsat_qa_bits_and_sas_signing(tmp_path, nginx, sta
 def test_usgs_landsat_requester_pays_reads_s3_alternate_with_payer_header(tmp_path, nginx, stac_api, monkeypatch):
     stem = "LC08_L1TP_232094_20240105_20240115_02_T1"
     key = f"collection02/level-1/standard/oli-tirs/2024/232/094/{stem}"
-    files = landsat_assets(tmp_path, f"usgs-landsat/{key}", stem, "B8")
+    landsat_assets(tmp_path, f"usgs-landsat/{key}", stem, "B8")
     web = nginx(tmp_path)
     with RecordingProxy(web.url) as s3:  # an S3 endpoint, path-style: /usgs-landsat/<key>
         monkeypatch.setenv("AWS_S3_ENDPOINT", s3.url.replace("http://", ""))

@@ -24,7 +24,6 @@ from conftest import copy_workflow, snakemake
 from icetrack.demo import CLOUDY_SCENE, DEMO_DATES, make_demo
 from icetrack.evaluate import sample_truth
 from stac_items import earth_search_s2_item
-from stac_server import stac_api  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.workflow
 

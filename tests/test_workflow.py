@@ -7,11 +7,9 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
-from rasterio.warp import Resampling, reproject
 
 from conftest import copy_finished_run, planned_rules, snakemake
 from icetrack.evaluate import sample_truth
-from icetrack.export import transform_of
 
 pytestmark = pytest.mark.workflow
 

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 
 from . import http
 from .clouds import cloud_rule, cloudy_pixels, fill_pixels  # noqa: F401 - part of a source's API

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .ncc import centre_chip
+
 MAX_CLIMB_STEPS = 6  # a coarse peak 1 px off needs 1 step; more means the coarse pass was wrong
 
 
@@ -109,20 +111,7 @@ def _climb(chips, windows, start_y, start_x, max_steps):  # pragma: no cover - c
     for b in range(b_count):
         t = np.empty((k_count, n, n), np.float32)
         offset = np.empty(k_count, np.float32)
-        sq = 0.0
-        for k in range(k_count):
-            mean = 0.0
-            for i in range(n):
-                for j in range(n):
-                    mean += chips[b, k, i, j]
-            mean /= n * n
-            offset[k] = mean
-            for i in range(n):
-                for j in range(n):
-                    v = chips[b, k, i, j] - mean
-                    t[k, i, j] = v
-                    sq += v * v
-        t_norm = np.sqrt(sq)
+        t_norm = np.sqrt(centre_chip(chips[b], t, offset))
         acc = np.empty((9, n), np.float32)
         patch = np.empty((n + 2, n + 2), np.float32)
         col1 = np.empty(n + 2)

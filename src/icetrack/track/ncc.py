@@ -68,25 +68,34 @@ def ncc_surfaces(chips: np.ndarray, windows: np.ndarray, workers: int = 1) -> tu
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
+def centre_chip(chip, out, means):  # pragma: no cover - compiled
+    """Write ``chip`` (K, N, N) minus its per-band mean into ``out``, the means into
+    ``means`` (K,); return the sum of squares of the result over all bands."""
+    k_count, n = chip.shape[0], chip.shape[1]
+    sq = 0.0
+    for k in range(k_count):
+        mean = 0.0
+        for i in range(n):
+            for j in range(n):
+                mean += chip[k, i, j]
+        mean /= n * n
+        means[k] = mean
+        for i in range(n):
+            for j in range(n):
+                v = chip[k, i, j] - mean
+                out[k, i, j] = v
+                sq += v * v
+    return sq
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
 def _centred(chips):  # pragma: no cover - compiled
     """Chips (B, K, N, N) minus their per-band mean (float32), and each chip's norm over bands."""
-    b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
     out = np.empty_like(chips)
-    norm = np.empty(b_count)
-    for b in range(b_count):
-        sq = 0.0
-        for k in range(k_count):
-            mean = 0.0
-            for i in range(n):
-                for j in range(n):
-                    mean += chips[b, k, i, j]
-            mean /= n * n
-            for i in range(n):
-                for j in range(n):
-                    v = chips[b, k, i, j] - mean
-                    out[b, k, i, j] = v
-                    sq += v * v
-        norm[b] = np.sqrt(sq)
+    norm = np.empty(chips.shape[0])
+    means = np.empty(chips.shape[1], np.float32)
+    for b in range(chips.shape[0]):
+        norm[b] = np.sqrt(centre_chip(chips[b], out[b], means))
     return out, norm
 
 
