@@ -42,7 +42,7 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, oversa
     the window's centre lag (px), by ampcor's three levels. Same contract as
     :func:`icetrack.track.fft_ncc.track_batch`: dy, dx (px), peak, snr, curv_y, curv_x."""
     chips, windows = as_banded(chips), as_banded(windows)
-    b_count, k_count, n = chips.shape[:3]
+    b_count, n = chips.shape[0], chips.shape[2]
     m = windows.shape[-1]
     lags = m - n + 1
     centre = (lags - 1) / 2
@@ -54,11 +54,7 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, oversa
     r = OVERSAMPLED_SEARCH_PX
     usable = (iy >= r) & (ix >= r) & (iy + n + r <= m) & (ix + n + r <= m)
     top, left = np.clip(iy - r, 0, m - n - 2 * r), np.clip(ix - r, 0, m - n - 2 * r)
-    span = np.arange(n + 2 * r)
-    b_idx = np.arange(b_count)[:, None, None, None]
-    k_idx = np.arange(k_count)[None, :, None, None]
-    patches = windows[b_idx, k_idx, (top[:, None] + span)[:, None, :, None], (left[:, None] + span)[:, None, None, :]]
-    surfaces = fine_ncc_surfaces(chips, patches, RAW_OVERSAMPLING)
+    surfaces = fine_ncc_surfaces(chips, windows, top, left, n + 2 * r, RAW_OVERSAMPLING)
     s2 = surfaces.shape[-1]
     best = surfaces.reshape(b_count, -1).argmax(axis=1)
     sy2, sx2 = best // s2, best % s2

@@ -30,14 +30,17 @@ import scipy.fft as sfft
 from .ncc import fft_size
 
 
-def fine_ncc_surfaces(chips: np.ndarray, patches: np.ndarray, factor: int) -> np.ndarray:
-    """NCC of chips (B, K, N, N) in patches (B, K, P, P) at lags 0, 1/factor, …, P − N px
-    along both axes: surfaces (B, G, G) float64, G = factor·(P − N) + 1. Bands correlate
-    as one vector-valued image (numerators and energies summed over bands)."""
-    n, p = chips.shape[-1], patches.shape[-1]
+def fine_ncc_surfaces(chips: np.ndarray, windows: np.ndarray, top: np.ndarray, left: np.ndarray, patch_px: int,
+                      factor: int) -> np.ndarray:
+    """NCC of chips (B, K, N, N) in the patches of P = ``patch_px`` px whose top-left
+    corners are (top, left) in the windows (B, K, M, M), at lags 0, 1/factor, …, P − N px
+    from that corner along both axes: surfaces (B, G, G) float64, G = factor·(P − N) + 1.
+    Bands correlate as one vector-valued image (numerators and energies summed over bands)."""
+    n, p = chips.shape[-1], patch_px
     length = fft_size(p)  # the circular correlation of an N chip in a P patch is exact at lags 0 … P − N
     planes, t_norm = _fft_inputs(np.ascontiguousarray(chips, dtype=np.float32),
-                                 np.ascontiguousarray(patches, dtype=np.float32), length)
+                                 np.ascontiguousarray(windows, dtype=np.float32),
+                                 np.asarray(top, np.int64), np.asarray(left, np.int64), p, length)
     spectra = sfft.rfft2(planes, overwrite_x=True, workers=1)
     return _evaluate_ncc(spectra, t_norm, *_dft_matrices(n, length, p - n, factor), n)
 
@@ -62,11 +65,11 @@ def _dft_matrices(n: int, length: int, span_px: int, factor: int) -> tuple[np.nd
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
-def _fft_inputs(chips, patches, length):  # pragma: no cover - compiled
-    """Per chip and band, three zero-padded L×L planes: the centred chip, the patch and
-    its square; and each chip's norm over bands."""
+def _fft_inputs(chips, windows, top, left, p, length):  # pragma: no cover - compiled
+    """Per chip and band, three zero-padded L×L planes: the centred chip, the patch (cut
+    from the window here: numpy's fancy indexing of the patches cost more than their
+    FFTs) and its square; and each chip's norm over bands."""
     b_count, k_count, n = chips.shape[0], chips.shape[1], chips.shape[2]
-    p = patches.shape[2]
     out = np.zeros((b_count, 3 * k_count, length, length), np.float32)
     norm = np.empty(b_count)
     for b in range(b_count):
@@ -84,7 +87,7 @@ def _fft_inputs(chips, patches, length):  # pragma: no cover - compiled
                     sq += v * v
             for i in range(p):
                 for j in range(p):
-                    v = patches[b, k, i, j]
+                    v = windows[b, k, top[b] + i, left[b] + j]
                     out[b, 3 * k + 1, i, j] = v
                     out[b, 3 * k + 2, i, j] = v * v
         norm[b] = np.sqrt(sq)
