@@ -4,10 +4,15 @@
    (:func:`icetrack.track.fft_ncc.integer_peak`: 2× coarse FFT NCC and a full-resolution
    climb, with the full FFT search as fallback; or the full search on every chip with
    ``coarse_to_fine=False``, exactly ampcor's level 1).
-2. **Oversampled level** — the reference chip and the secondary patch reaching
-   ``±OVERSAMPLED_SEARCH_PX`` around the integer peak are oversampled ×2 by FFT
-   zero-padding (ampcor's raw-data oversampling) and correlated again (normalised
-   cross-correlation by FFT, :func:`icetrack.track.ncc.ncc_surfaces`), on a 0.5-px lag grid.
+2. **Oversampled level** — the NCC of the reference chip and the secondary patch
+   reaching ``±OVERSAMPLED_SEARCH_PX`` around the integer peak, both oversampled ×2
+   (ampcor's raw-data oversampling), on a 0.5-px lag grid. For real images the
+   correlation of the ×2 band-limited signals is the band-limited interpolation of the
+   chip–patch correlation, so it is read off their (36-px) spectra at the 0.5-px lags by
+   small matrix-multiply DFTs (:mod:`icetrack.track.upsampled_ncc`, Guizar-Sicairos
+   2008), the patch's local mean and energy likewise, instead of transforming the
+   oversampled (4× larger) signals: the same surface (exact on whole-pixel lags, within
+   ~0.02 of ampcor's between them) at a quarter of the cost.
 3. **Zoom** — that surface is zoomed ×``oversampling_factor`` by windowed-sinc
    (Lanczos) interpolation on the ±1-sample neighbourhood of its peak only (two small
    matrix products per chip): with the ×2 level the offsets resolve to
@@ -76,6 +81,10 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, oversa
 
 def oversample(a: np.ndarray, factor: int, workers: int = 1) -> np.ndarray:
     """Band-limited ×``factor`` oversampling of the last two axes by FFT zero-padding.
+
+    ampcor's own raw-data oversampling. The kernel's level 2 no longer transforms the
+    oversampled signals (see :mod:`icetrack.track.upsampled_ncc`); this stays as the
+    reference it is tested against.
 
     Sample (i, j) of the output lies at input position (i / factor, j / factor), so an
     input of N samples gives factor·N samples spanning the same N px."""

@@ -12,9 +12,11 @@ The normalisation is evaluated the same way: the patch's local sum and energy un
 chip (a box of N×N) at lag τ are the box correlations of w and w², i.e. the spectra of w
 and w² times the (separable, precomputed) box spectrum, evaluated at the same lags. So
 each lag's NCC is ``num / (||t|| · sqrt(Σ w² − (Σ w)² / N²))`` at that lag, as in
-:mod:`icetrack.track.ncc` on the integer grid. Measured against ampcor's own ×2
-oversampling + FFT NCC on the benchmark chips: the surfaces differ by < 0.04 (edge
-effects of the two periodic interpolations), the offsets by far less than their noise.
+:mod:`icetrack.track.ncc` on the integer grid. On whole-pixel lags this is exactly
+that NCC (the circular correlation of an N chip in a P patch is exact for lags 0 … P − N);
+between them it differs from ampcor's own ×2 oversampling + FFT NCC by < 0.04 on the
+benchmark's chips (the two periodic interpolations' edge effects), and the benchmark's
+offsets are as accurate or more (docs/kernels.md).
 
 FFTs in float32 (pocketfft), the evaluation compiled with the GIL released.
 """
