@@ -9,6 +9,8 @@ from conftest import shifted, textured
 from icetrack.kernel_params import kernel_options, kernel_parameters
 from icetrack.track import api, fft_ncc, track_pair
 from icetrack.track.ampcor import oversample, zoom_peak
+from icetrack.track.ncc import ncc_surfaces
+from icetrack.track.upsampled_ncc import fine_ncc_surfaces
 
 
 def test_ampcor_resolves_finer_than_a_32nd_of_a_pixel():
@@ -27,6 +29,36 @@ def test_ampcor_oversampling_keeps_the_samples_and_interpolates_between():
     fine = oversample(image[None, None], 2)[0, 0]
     assert fine.shape == (64, 64)
     np.testing.assert_allclose(fine[::2, ::2], image, atol=1e-4)
+
+
+def _level2_inputs(seed: int):
+    """A 32-px chip and the 56-px window it was cut from, shifted by a sub-pixel vector,
+    and the 36-px patch corners around the integer peak (ampcor's level-2 input)."""
+    ref = textured((56, 56), seed=seed) * 0.2 + 0.5  # a mean and a gain: the normalisation must remove them
+    sec = shifted(ref, 0.35, -0.8)
+    chip = ref[12:44, 12:44].astype(np.float32)[None, None]
+    window = sec.astype(np.float32)[None, None]
+    return chip, window, np.array([10]), np.array([10])
+
+
+def test_level2_from_spectra_is_exact_on_integer_lags():
+    """At whole-pixel lags the matrix-DFT surface is the ordinary NCC (the circular
+    correlation of a 32-px chip in a 36-px patch is exact for lags 0 … 4)."""
+    chip, window, top, left = _level2_inputs(21)
+    fine = fine_ncc_surfaces(chip, window, top, left, 36, 2)
+    integer, *_ = ncc_surfaces(chip, window[:, :, 10:46, 10:46])
+    assert fine.shape == (1, 9, 9)
+    np.testing.assert_allclose(fine[:, ::2, ::2], integer, atol=1e-4)
+
+
+def test_level2_from_spectra_matches_ampcor_oversampling():
+    """Between whole pixels it agrees with ampcor's own level 2 (chip and patch
+    oversampled ×2 by FFT, then NCC) and puts the peak on the same 0.5-px lag."""
+    chip, window, top, left = _level2_inputs(22)
+    fine = fine_ncc_surfaces(chip, window, top, left, 36, 2)[0]
+    ampcor_surface, sy, sx, _, _ = ncc_surfaces(oversample(chip, 2), oversample(window[:, :, 10:46, 10:46], 2))
+    np.testing.assert_allclose(fine, ampcor_surface[0], atol=0.03)  # measured 0.009–0.023
+    assert np.unravel_index(fine.argmax(), fine.shape) == (sy[0], sx[0])
 
 
 def test_zoom_finds_a_known_sub_sample_peak():

@@ -298,6 +298,7 @@ def profile_stages(size: int = 512, seed: int = 0, threads: int = 2, batch: int 
     from .track.direct import hill_climb_ncc
     from .track.ncc import as_banded, ncc_surfaces
     from .track.subpixel import lucas_kanade_refine, quadratic_fit_3x3
+    from .track.upsampled_ncc import fine_ncc_surfaces
 
     case = make_cases(size, seed)["uniform"]
     chips, windows = as_banded(case.chips[:batch]), as_banded(case.windows[:batch])
@@ -318,9 +319,9 @@ def profile_stages(size: int = 512, seed: int = 0, threads: int = 2, batch: int 
         iy, ix, z, _ = hill_climb_ncc(chips, windows, 2 * cy, 2 * cx)
         oy, ox, _, _ = quadratic_fit_3x3(np.log(np.clip(z, 1e-3, None)))
         r = ampcor.OVERSAMPLED_SEARCH_PX
-        patches = np.ascontiguousarray(windows[:, :, SEARCH_PX - r:SEARCH_PX + CHIP_PX + r, SEARCH_PX - r:SEARCH_PX + CHIP_PX + r])
-        fine_c, fine_p = ampcor.oversample(chips, 2, 1), ampcor.oversample(patches, 2, 1)
-        surfaces, sy, sx, _, _ = ncc_surfaces(fine_c, fine_p, 1)
+        corner = np.full(n, SEARCH_PX - r)
+        surfaces = fine_ncc_surfaces(chips, windows, corner, corner, CHIP_PX + 2 * r, 2)
+        sy, sx = np.unravel_index(surfaces.reshape(n, -1).argmax(axis=1), surfaces.shape[1:])
         stages = {
             "fft_ncc": {
                 "2x downsample": best(lambda: (fft_ncc.downsample2(chips), fft_ncc.downsample2(windows))),
@@ -334,9 +335,8 @@ def profile_stages(size: int = 512, seed: int = 0, threads: int = 2, batch: int 
             },
             "ampcor": {
                 "integer peak (as fft_ncc)": best(lambda: fft_ncc.integer_peak(chips, windows, 1)),
-                "x2 FFT oversampling of chip + patch": best(lambda: (ampcor.oversample(chips, 2, 1),
-                                                                     ampcor.oversample(patches, 2, 1))),
-                "level-2 FFT NCC (64 px in 72 px)": best(lambda: ncc_surfaces(fine_c, fine_p, 1)),
+                "level-2 NCC, 0.5-px lags from spectra": best(lambda: fine_ncc_surfaces(chips, windows, corner, corner,
+                                                                        CHIP_PX + 2 * r, 2)),
                 "x16 sinc zoom + fit": best(lambda: ampcor.zoom_peak(surfaces, sy, sx, 16)),
                 "whole kernel (one thread)": best(lambda: ampcor.track_batch(chips, windows, 1)),
                 f"whole kernel, {threads} threads": best(lambda: KERNELS["ampcor"](chips, windows, workers=threads)),

@@ -4,10 +4,15 @@
    (:func:`icetrack.track.fft_ncc.integer_peak`: 2× coarse FFT NCC and a full-resolution
    climb, with the full FFT search as fallback; or the full search on every chip with
    ``coarse_to_fine=False``, exactly ampcor's level 1).
-2. **Oversampled level** — the reference chip and the secondary patch reaching
-   ``±OVERSAMPLED_SEARCH_PX`` around the integer peak are oversampled ×2 by FFT
-   zero-padding (ampcor's raw-data oversampling) and correlated again (normalised
-   cross-correlation by FFT, :func:`icetrack.track.ncc.ncc_surfaces`), on a 0.5-px lag grid.
+2. **Oversampled level** — the NCC of the reference chip and the secondary patch
+   reaching ``±OVERSAMPLED_SEARCH_PX`` around the integer peak, both oversampled ×2
+   (ampcor's raw-data oversampling), on a 0.5-px lag grid. For real images the
+   correlation of the ×2 band-limited signals is the band-limited interpolation of the
+   chip–patch correlation, so it is read off their (36-px) spectra at the 0.5-px lags by
+   small matrix-multiply DFTs (:mod:`icetrack.track.upsampled_ncc`, Guizar-Sicairos
+   2008), the patch's local mean and energy likewise, instead of transforming the
+   oversampled (4× larger) signals: the same surface (exact on whole-pixel lags, within
+   ~0.02 of ampcor's between them) at a quarter of the cost.
 3. **Zoom** — that surface is zoomed ×``oversampling_factor`` by windowed-sinc
    (Lanczos) interpolation on the ±1-sample neighbourhood of its peak only (two small
    matrix products per chip): with the ×2 level the offsets resolve to
@@ -20,13 +25,16 @@ level 1); the curvature of the level-2 surface at its peak gives the error estim
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numba
 import numpy as np
 import scipy.fft as sfft
 
 from .fft_ncc import integer_peak
-from .ncc import as_banded, ncc_surfaces
+from .ncc import as_banded
 from .subpixel import quadratic_fit_3x3
+from .upsampled_ncc import fine_ncc_surfaces
 
 RAW_OVERSAMPLING = 2  # ampcor's rawDataOversamplingFactor: the correlation has twice the images' bandwidth
 OVERSAMPLED_SEARCH_PX = 2  # ± search of level 2 around the integer peak (px); 2·(N + 2·2) is a fast FFT length for N = 32, 64
@@ -39,27 +47,26 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, oversa
     the window's centre lag (px), by ampcor's three levels. Same contract as
     :func:`icetrack.track.fft_ncc.track_batch`: dy, dx (px), peak, snr, curv_y, curv_x."""
     chips, windows = as_banded(chips), as_banded(windows)
-    b_count, k_count, n = chips.shape[:3]
+    b_count, n = chips.shape[0], chips.shape[2]
     m = windows.shape[-1]
     lags = m - n + 1
     centre = (lags - 1) / 2
     iy, ix, _, peak, snr = integer_peak(chips, windows, workers, coarse_to_fine)
 
-    # Level 2: the secondary patch reaching ±r around the integer peak, both oversampled ×2.
+    # Level 2: the secondary patch reaching ±r around the integer peak; the NCC of the ×2
+    # oversampled signals on a 0.5-px lag grid, read off the chip's and patch's spectra
+    # (upsampled_ncc: the same band-limited correlation without transforming 4× the pixels).
     r = OVERSAMPLED_SEARCH_PX
     usable = (iy >= r) & (ix >= r) & (iy + n + r <= m) & (ix + n + r <= m)
     top, left = np.clip(iy - r, 0, m - n - 2 * r), np.clip(ix - r, 0, m - n - 2 * r)
-    span = np.arange(n + 2 * r)
-    b_idx = np.arange(b_count)[:, None, None, None]
-    k_idx = np.arange(k_count)[None, :, None, None]
-    patches = windows[b_idx, k_idx, (top[:, None] + span)[:, None, :, None], (left[:, None] + span)[:, None, None, :]]
-    fine_chips = oversample(chips, RAW_OVERSAMPLING, workers)
-    fine_patches = oversample(patches, RAW_OVERSAMPLING, workers)
-    surfaces, sy2, sx2, peak2, _ = ncc_surfaces(fine_chips, fine_patches, workers)
+    surfaces = fine_ncc_surfaces(chips, windows, top, left, n + 2 * r, RAW_OVERSAMPLING)
+    s2 = surfaces.shape[-1]
+    best = surfaces.reshape(b_count, -1).argmax(axis=1)
+    sy2, sx2 = best // s2, best % s2
+    peak2 = surfaces.reshape(b_count, -1)[np.arange(b_count), best]
 
     # Level 3: zoom the surface around its peak; offsets in level-2 samples (0.5 px).
     zy, zx = zoom_peak(surfaces, sy2, sx2, oversampling_factor)
-    s2 = surfaces.shape[-1]
     z3 = surfaces[np.arange(b_count)[:, None, None], np.clip(sy2[:, None, None] + np.arange(-1, 2)[None, :, None], 0, s2 - 1),
                   np.clip(sx2[:, None, None] + np.arange(-1, 2)[None, None, :], 0, s2 - 1)]
     _, _, curv_y, curv_x = quadratic_fit_3x3(z3)
@@ -74,6 +81,10 @@ def track_batch(chips: np.ndarray, windows: np.ndarray, workers: int = 1, oversa
 
 def oversample(a: np.ndarray, factor: int, workers: int = 1) -> np.ndarray:
     """Band-limited ×``factor`` oversampling of the last two axes by FFT zero-padding.
+
+    ampcor's own raw-data oversampling. The kernel's level 2 no longer transforms the
+    oversampled signals (see :mod:`icetrack.track.upsampled_ncc`); this stays as the
+    reference it is tested against.
 
     Sample (i, j) of the output lies at input position (i / factor, j / factor), so an
     input of N samples gives factor·N samples spanning the same N px."""
@@ -103,8 +114,9 @@ def zoom_peak(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray, factor: int)
     edges). A 2-D quadratic fit on the zoomed maximum's 3×3 neighbourhood then places the
     peak between zoom samples. Returns the peak position (B,) in surface samples.
     """
+    weights = _lanczos_table(surfaces.shape[-1], int(factor), ZOOM_LANCZOS)
     gy, gx, z = _zoom(np.ascontiguousarray(surfaces, dtype=np.float64), np.asarray(iy, np.int64),
-                      np.asarray(ix, np.int64), int(factor), ZOOM_LANCZOS)
+                      np.asarray(ix, np.int64), weights)
     oy, ox, _, _ = quadratic_fit_3x3(z)
     g = 2 * factor + 1
     inside_y = (gy >= 1) & (gy <= g - 2)
@@ -115,6 +127,15 @@ def zoom_peak(surfaces: np.ndarray, iy: np.ndarray, ix: np.ndarray, factor: int)
 
 
 ZOOM_LANCZOS = 4  # 8-tap windowed sinc
+
+
+@lru_cache(maxsize=None)
+def _lanczos_table(length: int, factor: int, a: int) -> np.ndarray:
+    """The zoom's weights (length, 2·factor + 1, length) for every possible peak sample:
+    computed once (their sines cost more than the zoom itself), read-only."""
+    table = np.stack([_lanczos_rows(np.float64(c), factor, length, a) for c in range(length)])
+    table.flags.writeable = False
+    return table
 
 
 @numba.njit(nogil=True, cache=True)
@@ -143,16 +164,15 @@ def _lanczos_rows(centre, factor, length, a):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _zoom(surfaces, iy, ix, factor, a):  # pragma: no cover - compiled
-    b_count, length = surfaces.shape[0], surfaces.shape[2]
-    g = 2 * factor + 1
+def _zoom(surfaces, iy, ix, weights):  # pragma: no cover - compiled
+    b_count = surfaces.shape[0]
+    g = weights.shape[1]
+    factor = (g - 1) // 2
     out_y = np.zeros(b_count, np.int64)
     out_x = np.zeros(b_count, np.int64)
     z = np.full((b_count, 3, 3), np.nan)
     for b in range(b_count):
-        wy = _lanczos_rows(np.float64(iy[b]), factor, length, a)
-        wx = _lanczos_rows(np.float64(ix[b]), factor, length, a)
-        zoomed = wy @ surfaces[b] @ wx.T
+        zoomed = weights[iy[b]] @ surfaces[b] @ weights[ix[b]].T
         best = -np.inf
         by = factor
         bx = factor
