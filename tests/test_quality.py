@@ -30,10 +30,10 @@ def velocity_map(seed=1, noise=15.0, outliers=0.03, gaps=0.05):
     rng = np.random.default_rng(seed)
     h, w = SHAPE
     rows, cols = np.mgrid[0:h, 0:w]
-    x, y = TRANSFORM * (cols + 0.5, rows + 0.5)
-    cx, cy = TRANSFORM * (w / 2, h / 2)
+    x, y = TRANSFORM @ (cols + 0.5, rows + 0.5)
+    cx, cy = TRANSFORM @ (w / 2, h / 2)
     ice = affinity.rotate(affinity.scale(Point(cx, cy).buffer(1), 2200, 1300), 20, origin=(cx, cy))
-    stable = box(*TRANSFORM * (0, h), *TRANSFORM * (w, 0)).difference(ice.buffer(300))
+    stable = box(*TRANSFORM @ (0, h), *TRANSFORM @ (w, 0)).difference(ice.buffer(300))
     a = np.deg2rad(20)
     along = (x - cx) * np.cos(a) + (y - cy) * np.sin(a)
     across = -(x - cx) * np.sin(a) + (y - cy) * np.cos(a)

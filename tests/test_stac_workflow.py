@@ -37,7 +37,7 @@ def demo_as_earth_search_items(catalog_path, base_url: str, root) -> list[dict]:
     """The demo catalogue's items rewritten in the Earth Search ``sentinel-2-c1-l2a`` layout,
     their hrefs on the web server."""
     items = []
-    for item in sorted(pystac.Catalog.from_file(str(catalog_path)).get_all_items(), key=lambda i: i.datetime):
+    for item in sorted(pystac.Catalog.from_file(str(catalog_path)).get_items(recursive=True), key=lambda i: i.datetime):
         p = item.properties
         transform, shape = Affine(*p["proj:transform"]), tuple(p["proj:shape"])
         href = lambda key: f"{base_url}/{Path(item.assets[key].get_absolute_href()).relative_to(root).as_posix()}"  # noqa: E731

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
+import shapely
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
 
 from .atomic import write_text_atomic
 
@@ -78,7 +78,7 @@ def load_outline(outline: str | None, bbox: list[float] | None) -> BaseGeometry:
 def reproject_geometry(geom: BaseGeometry, src_crs: str | CRS, dst_crs: str | CRS) -> BaseGeometry:
     """``geom`` transformed from ``src_crs`` to ``dst_crs`` (always_xy axis order)."""
     tr = Transformer.from_crs(CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs), always_xy=True)
-    return shapely_transform(tr.transform, geom)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def grid_for_outline(

@@ -402,7 +402,7 @@ def layer_point_series(layers: dict[int, ReferenceLayer], points) -> pd.DataFram
     for year, layer in layers.items():
         inv = ~layer.grid.transform
         for p, (x, y) in zip(points, points_xy(points, layer.grid.crs)):
-            col, row = (int(np.floor(c)) for c in inv * (x, y))
+            col, row = (int(np.floor(c)) for c in inv @ (x, y))
             if not (0 <= row < layer.grid.height and 0 <= col < layer.grid.width):
                 continue
             rows.append({"point": p.name, "mid_date": f"{year}-07-02", "date_start": f"{year}-01-01",

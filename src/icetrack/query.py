@@ -57,7 +57,7 @@ def iter_items(source: dict, outline: BaseGeometry, start: date, end: date) -> I
         import pystac
 
         catalog = pystac.Catalog.from_file(source["catalog"])
-        for item in catalog.get_all_items():
+        for item in catalog.get_items(recursive=True):
             if collections and item.collection_id not in collections:
                 continue
             if item.geometry and not shape(item.geometry).intersects(outline):

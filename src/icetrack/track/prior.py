@@ -27,5 +27,5 @@ def prior_from_velocity(vx_path: str, vy_path: str, grid: PointGrid, image_trans
     years = dt_days / DAYS_PER_YEAR
     # Metres east/north → image columns/rows: invert the transform's linear part.
     inverse = ~Affine(image_transform.a, image_transform.b, 0.0, image_transform.d, image_transform.e, 0.0)
-    dx, dy = inverse * (vx * years, vy * years)
+    dx, dy = inverse @ (vx * years, vy * years)
     return np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
