@@ -95,35 +95,47 @@ class LogLine:
     authorization: str  # the Authorization header received ("" if none): proves credentials were sent
 
 
-class NginxServer:
+class ServerProcess:
+    """A server run as a child process on a free loopback port, with a private state
+    folder; a context manager that stops the process and removes the folder on exit."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._state = Path(tempfile.mkdtemp(prefix=f"icetrack-{name.split()[0]}-"))
+        self._proc: subprocess.Popen | None = None
+
+    def _launch(self, cmd: list[str], probe_url: str, seconds: float) -> None:
+        """Start ``cmd`` and wait until ``probe_url`` answers; clean up if it never does."""
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_until_answering(self._proc, probe_url, self.name, seconds)
+        except RuntimeError:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        stop(self._proc)
+        shutil.rmtree(self._state, ignore_errors=True)
+
+
+class NginxServer(ServerProcess):
     """nginx serving ``root`` on ``http://127.0.0.1:<port>/``."""
 
     def __init__(self, root: str | Path):
         if not Path(NGINX).exists():
             raise FileNotFoundError("nginx is not installed (Debian package nginx-light; `make test` installs it)")
+        super().__init__("nginx")
         self.root = Path(root).resolve()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._state = Path(tempfile.mkdtemp(prefix="icetrack-nginx-"))
-        self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "NginxServer":
         conf = self._state / "nginx.conf"
         # As root, nginx's workers would drop to `nobody` and could not read the tests' private tmp folders.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
         conf.write_text(_CONF.format(user=user, state=self._state, port=self.port, root=self.root))
-        self._proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(self._state)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_until_answering(self._proc, self.url + PROBE, "nginx", seconds=10)
-        except RuntimeError:
-            self.__exit__()
-            raise
+        self._launch([NGINX, "-c", str(conf), "-p", str(self._state)], self.url + PROBE, seconds=10)
         return self
-
-    def __exit__(self, *exc) -> None:
-        stop(self._proc)
-        shutil.rmtree(self._state, ignore_errors=True)
 
     def href(self, relative: str | Path) -> str:
         """The URL of a file below ``root``."""

@@ -18,9 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from servers import free_port, stop, wait_until_answering
+from servers import ServerProcess, free_port
 
 RUSTAC = str(Path(sys.executable).parent / "rustac") if (Path(sys.executable).parent / "rustac").exists() \
     else (shutil.which("rustac") or "rustac")
@@ -136,34 +134,21 @@ class RecordingProxy:
         return [r for r in self.requests if r.method == "POST" and r.path.startswith("/search")]
 
 
-class RustacServer:
+class RustacServer(ServerProcess):
     """``rustac serve`` with ``items`` (STAC item dicts) on 127.0.0.1, links pointing at ``public_url``."""
 
     def __init__(self, items: list[dict], public_url: str | None = None):
         if not Path(RUSTAC).exists() and not shutil.which(RUSTAC):
             raise FileNotFoundError("rustac is not installed (pip install -r requirements.txt)")
-        self.port = free_port()
-        self.url = public_url or f"http://127.0.0.1:{self.port}"
-        self._dir = Path(tempfile.mkdtemp(prefix="icetrack-stac-"))
-        self._items_file = self._dir / "items.json"
+        super().__init__("rustac serve")
+        self.url = public_url or self.url
+        self._items_file = self._state / "items.json"
         self._items_file.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
-        self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "RustacServer":
-        self._proc = subprocess.Popen(
-            [RUSTAC, "serve", "--addr", self.url.replace("http://", ""), "--bind", f"127.0.0.1:{self.port}",
-             "--create-collections", str(self._items_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_until_answering(self._proc, f"http://127.0.0.1:{self.port}/", "rustac serve", seconds=20)
-        except RuntimeError:
-            self.__exit__()
-            raise
+        self._launch([RUSTAC, "serve", "--addr", self.url.replace("http://", ""), "--bind", f"127.0.0.1:{self.port}",
+                      "--create-collections", str(self._items_file)], f"http://127.0.0.1:{self.port}/", seconds=20)
         return self
-
-    def __exit__(self, *exc) -> None:
-        stop(self._proc)
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @dataclass
