@@ -156,3 +156,13 @@ def test_every_env_file_is_used():
     used = {(RULES / directive(b, "conda")).resolve() for b in RULE_BLOCKS.values() if directive(b, "conda")}
     unused = {p.resolve() for p in (REPO / "envs").glob("*.yaml")} - used
     assert not unused, f"env files no rule uses: {sorted(p.name for p in unused)}"
+
+
+@pytest.mark.parametrize("rule", sorted(RULE_BLOCKS))
+def test_rule_has_a_log_and_a_benchmark_under_its_own_name(rule):
+    """Every job writes its log under logs/ and its time and memory under benchmarks/
+    (what docs/scaling.md reads), both named after the rule and its wildcards."""
+    block = RULE_BLOCKS[rule]
+    log, benchmark = directive(block, "log"), directive(block, "benchmark")
+    assert log and log.startswith("logs/") and log.endswith(".log"), f"rule {rule}: log: {log!r}"
+    assert benchmark == log.replace("logs/", "benchmarks/", 1)[: -len(".log")] + ".tsv", f"rule {rule}: benchmark: {benchmark!r}"

@@ -11,6 +11,8 @@ rule export_geotiff:
         v="results/{glacier}/{pair}/v.tif",
     log:
         "logs/{glacier}/{pair}/export_geotiff.log",
+    benchmark:
+        "benchmarks/{glacier}/{pair}/export_geotiff.tsv"
     resources:
         mem_mb=mem_mb("export"),
         runtime=runtime("export"),
@@ -36,6 +38,8 @@ rule figure_speed:
         ),
     log:
         "logs/{glacier}/{pair}/figure_speed.log",
+    benchmark:
+        "benchmarks/{glacier}/{pair}/figure_speed.tsv"
     resources:
         mem_mb=mem_mb("export"),
         runtime=runtime("export"),
@@ -61,6 +65,8 @@ rule figure_quality:
         ),
     log:
         "logs/{glacier}/{pair}/figure_quality.log",
+    benchmark:
+        "benchmarks/{glacier}/{pair}/figure_quality.tsv"
     resources:
         mem_mb=mem_mb("export"),
         runtime=runtime("export"),
@@ -80,6 +86,8 @@ rule cube:
         "results/{glacier}/cube.nc",
     log:
         "logs/{glacier}/cube.log",
+    benchmark:
+        "benchmarks/{glacier}/cube.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),
@@ -108,6 +116,8 @@ rule timeseries:
         points=lambda w: GLACIERS[w.glacier].get("points", ""),
     log:
         "logs/{glacier}/timeseries.log",
+    benchmark:
+        "benchmarks/{glacier}/timeseries.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),
@@ -134,6 +144,8 @@ rule report_tables:
                        category="Tables", labels={"glacier": "{glacier}", "table": "quality"}),
     log:
         "logs/{glacier}/report_tables.log",
+    benchmark:
+        "benchmarks/{glacier}/report_tables.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),

@@ -12,6 +12,8 @@ rule define_grid:
         glacier=glacier_geometry,
     log:
         "logs/{glacier}/define_grid.log",
+    benchmark:
+        "benchmarks/{glacier}/define_grid.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),

@@ -10,6 +10,8 @@ rule kernel_params:
         tracking=block("tracking"),
     log:
         "logs/{glacier}/{pair}/kernel_params.log",
+    benchmark:
+        "benchmarks/{glacier}/{pair}/kernel_params.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),

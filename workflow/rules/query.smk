@@ -13,6 +13,8 @@ rule demo_data:
         seed=config["sources"].get("demo", {}).get("seed", 0),
     log:
         "logs/demo_data.log",
+    benchmark:
+        "benchmarks/demo_data.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),
@@ -30,6 +32,8 @@ rule local_catalog:
         source=glacier_source,
     log:
         "logs/{glacier}/local_catalog.log",
+    benchmark:
+        "benchmarks/{glacier}/local_catalog.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),
@@ -69,6 +73,8 @@ checkpoint select_pairs:
         pairs=block("pairs"),
     log:
         "logs/{glacier}/select_pairs.log",
+    benchmark:
+        "benchmarks/{glacier}/select_pairs.tsv"
     resources:
         mem_mb=mem_mb("glacier"),
         runtime=runtime("glacier"),

@@ -42,6 +42,8 @@ rule figure_reference:
         stats="results/{glacier}/{pair}/reference_comparison.json",
     log:
         "logs/{glacier}/{pair}/figure_reference.log",
+    benchmark:
+        "benchmarks/{glacier}/{pair}/figure_reference.tsv"
     conda:
         "../../envs/outputs.yaml"
     script:
