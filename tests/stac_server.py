@@ -90,13 +90,14 @@ class RecordingProxy:
                 fault = proxy._faults.take(self.command)
                 if fault is not None:
                     payload = json.dumps({"code": "Injected", "description": f"injected {fault}"}).encode()
+                    # Recorded before answering: a client back from its request finds it in the list.
+                    proxy.requests.append(Request(self.command, self.path, headers, fault, body))
                     self.send_response(fault)
                     self.send_header("Retry-After", "0")
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
-                    proxy.requests.append(Request(self.command, self.path, headers, fault, body))
                     return
                 up = urlsplit(proxy.upstream)
                 conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
@@ -104,6 +105,7 @@ class RecordingProxy:
                 conn.request(self.command, self.path, body=body or None, headers=forward)
                 resp = conn.getresponse()
                 data = resp.read()
+                proxy.requests.append(Request(self.command, self.path, headers, resp.status, body))
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -115,7 +117,6 @@ class RecordingProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
-                proxy.requests.append(Request(self.command, self.path, headers, resp.status, body))
 
             do_GET = do_POST = do_HEAD = _handle
 
