@@ -141,12 +141,23 @@ class NginxServer(ServerProcess):
         """The URL of a file below ``root``."""
         return f"{self.url}/{Path(relative).as_posix().lstrip('/')}"
 
+    def _settled_log(self) -> Path:
+        """The access log once it has not grown for 50 ms (at most 1 s): nginx writes a
+        request's line just after its last byte left, so a client can be back before the line is."""
+        path = self._state / "access.log"
+        size, deadline = -1, time.monotonic() + 1
+        while path.exists() and path.stat().st_size != size and time.monotonic() < deadline:
+            size = path.stat().st_size
+            time.sleep(0.05)
+        return path
+
     def clear_log(self) -> None:
-        (self._state / "access.log").write_text("")  # nginx appends at its own offset: truncate, do not replace
+        # Truncate, do not replace: nginx appends at its own offset.
+        self._settled_log().write_text("")
 
     def log(self) -> list[LogLine]:
         """The requests served since the last :meth:`clear_log`."""
-        path = self._state / "access.log"
+        path = self._settled_log()
         lines = []
         for raw in path.read_text().splitlines() if path.exists() else []:
             method, uri, status, rest = raw.split(" ", 3)
