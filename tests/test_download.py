@@ -42,6 +42,16 @@ def cache_files(cache: Path) -> list[str]:
     return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock")
 
 
+def served_by_nginx(tmp_path: Path, nginx, size: int, seed: int = 0):  # noqa: ANN001 - the nginx fixture
+    """A random ``scene.tif`` of ``size`` bytes in ``tmp_path/served``, served by nginx:
+    (the file, the server, its URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    source = blob(served, "scene.tif", size, seed)
+    server = nginx(served)
+    return source, server, server.href("scene.tif")
+
+
 def logged(server, n: int) -> list:
     """nginx's log once it holds ``n`` requests (it writes a line after the last byte left, so a
     fast client can be back before the line is)."""
@@ -52,11 +62,8 @@ def logged(server, n: int) -> list:
 
 
 def test_resumes_a_partial_file_with_a_range_request(tmp_path, nginx):
-    served = tmp_path / "served"
-    served.mkdir()
-    source = blob(served, "scene.tif", 3_000_000)
-    server = nginx(served)
-    url, cache = server.href("scene.tif"), tmp_path / "cache"
+    source, server, url = served_by_nginx(tmp_path, nginx, 3_000_000)
+    cache = tmp_path / "cache"
     have = 1_234_567
     final = cache_path(url, cache)
     final.parent.mkdir(parents=True)
@@ -99,11 +106,7 @@ def test_killed_download_resumes_and_refetches_at_most_one_chunk(tmp_path):
 
 
 def test_checksum_and_size_are_verified_and_a_mismatch_is_never_cached(tmp_path, nginx):
-    served = tmp_path / "served"
-    served.mkdir()
-    source = blob(served, "scene.tif", 500_000)
-    server = nginx(served)
-    url = server.href("scene.tif")
+    source, server, url = served_by_nginx(tmp_path, nginx, 500_000)
     good = sha256_multihash(source)
     bad = "1220" + "00" * 32
     with pytest.raises(DownloadError, match="file:checksum") as caught:
@@ -116,11 +119,8 @@ def test_checksum_and_size_are_verified_and_a_mismatch_is_never_cached(tmp_path,
 
 
 def test_a_cached_file_is_reused_without_a_request_and_refetched_when_it_no_longer_matches(tmp_path, nginx):
-    served = tmp_path / "served"
-    served.mkdir()
-    source = blob(served, "scene.tif", 200_000)
-    server = nginx(served)
-    url = server.href("scene.tif")
+    source, server, url = served_by_nginx(tmp_path, nginx, 200_000)
+    served = source.parent
     download(url, tmp_path / "cache", FETCH)
     server.clear_log()
     download(url + "?signature=renewed", tmp_path / "cache", FETCH, checksum=sha256_multihash(source))
@@ -205,11 +205,8 @@ def test_a_file_replaced_on_the_server_is_not_spliced_onto_an_old_partial(tmp_pa
     """The resume carries If-Range with the first answer's ETag: nginx then sends the new file whole."""
     import requests
 
-    served = tmp_path / "served"
-    served.mkdir()
-    old = blob(served, "scene.tif", 1_000_000, seed=1)
-    server = nginx(served)
-    url, cache = server.href("scene.tif"), tmp_path / "cache"
+    old, server, url = served_by_nginx(tmp_path, nginx, 1_000_000, seed=1)
+    served, cache = old.parent, tmp_path / "cache"
     etag = requests.head(url, timeout=5).headers["ETag"]
     final = cache_path(url, cache)
     final.parent.mkdir(parents=True)
