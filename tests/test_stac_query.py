@@ -88,12 +88,17 @@ def s2_items(base_url: str, files: dict[str, Path], root: Path) -> tuple[list[di
     return items, expected
 
 
-def test_earth_search_s2_paged_search_and_cloud_over_glacier(tmp_path, nginx, stac_api):
+def s2_archive(tmp_path, nginx, stac_api):  # noqa: ANN001 - fixtures
+    """The Sentinel-2 test archive: COGs served by nginx, items by a loopback STAC API.
+    Returns (files, web server, API, {scene id: expected glacier cloud}, glacier outline)."""
     files = s2_scenes(tmp_path)
     web = nginx(tmp_path)
     items, expected = s2_items(web.url, files, tmp_path)
-    api = stac_api(items)
-    outline = glacier_outline(SCL_RES, GLACIER_ROWS, GLACIER_COLS)
+    return files, web, stac_api(items), expected, glacier_outline(SCL_RES, GLACIER_ROWS, GLACIER_COLS)
+
+
+def test_earth_search_s2_paged_search_and_cloud_over_glacier(tmp_path, nginx, stac_api):
+    files, web, api, expected, outline = s2_archive(tmp_path, nginx, stac_api)
     web.clear_log()
 
     source = {"type": "stac_api", "preset": "earth_search_s2", "url": api.url, "page_size": 2}
@@ -128,11 +133,7 @@ def test_earth_search_s2_paged_search_and_cloud_over_glacier(tmp_path, nginx, st
 
 
 def test_post_search_is_retried_on_503_and_429(tmp_path, nginx, stac_api):
-    files = s2_scenes(tmp_path)
-    web = nginx(tmp_path)
-    items, expected = s2_items(web.url, files, tmp_path)
-    api = stac_api(items)
-    outline = glacier_outline(SCL_RES, GLACIER_ROWS, GLACIER_COLS)
+    files, web, api, expected, outline = s2_archive(tmp_path, nginx, stac_api)
     source = {"type": "stac_api", "preset": "earth_search_s2", "url": api.url, "page_size": 4,
               "retry_backoff_s": 0.01}
 
