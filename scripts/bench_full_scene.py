@@ -12,7 +12,7 @@ wall time from the rules' ``benchmark:`` files — and, for rules without one, f
 
 ``--mem-limit-gb`` caps each job's address space (RLIMIT_AS) so that a step that would
 need more fails with MemoryError instead of starving the machine; the report says which.
-The figures go into docs/scaling.md; icetrack.resources is calibrated from them.
+The figures go into docs/scaling.md; icetrack.cluster.resources is calibrated from them.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def write_geometry(out: Path, size: int) -> tuple[Path, Path]:
     """Outline: the scene less the 1.5 km grid buffer (so the grid ≈ the scene); stable ground: left 30 %."""
     from shapely.geometry import box, mapping
 
-    from icetrack.grid import reproject_geometry
+    from icetrack.common.grid import reproject_geometry
 
     west, north = ORIGIN
     east, south = west + size * RES_M, north - size * RES_M

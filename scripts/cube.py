@@ -1,7 +1,7 @@
 import time
 
-from icetrack.cube import build_cube, write_cube
-from icetrack.rule_io import progress, start_logging
+from icetrack.outputs.cube import build_cube, write_cube
+from icetrack.common.logs import progress, start_logging
 
 log = start_logging(snakemake)
 t0 = time.time()

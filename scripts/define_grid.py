@@ -1,8 +1,8 @@
 import numpy as np
 
-from icetrack.grid import grid_for_outline, load_outline, rasterize_lonlat
-from icetrack.rasters import write_geotiff
-from icetrack.rule_io import start_logging
+from icetrack.common.grid import grid_for_outline, load_outline, rasterize_lonlat
+from icetrack.common.rasters import write_geotiff
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 g, cfg = snakemake.params.glacier, snakemake.params.grid

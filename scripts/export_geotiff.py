@@ -1,7 +1,7 @@
 import xarray as xr
 
-from icetrack.export import export_geotiffs
-from icetrack.rule_io import start_logging
+from icetrack.outputs.geotiff import export_geotiffs
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 with xr.open_dataset(snakemake.input[0]) as ds:

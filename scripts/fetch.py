@@ -2,12 +2,12 @@ import time
 
 import numpy as np
 
-from icetrack import sources
-from icetrack.fetch import fetch_date
-from icetrack.grid import Grid
-from icetrack.query import resolved_source
-from icetrack.rasters import write_geotiff
-from icetrack.rule_io import network_settings, progress, start_logging
+from icetrack.access import sources
+from icetrack.fetch.window import fetch_date
+from icetrack.common.grid import Grid
+from icetrack.query.scenes import resolved_source
+from icetrack.common.rasters import write_geotiff
+from icetrack.common.logs import network_settings, progress, start_logging
 
 log = start_logging(snakemake)
 grid = Grid.from_json(snakemake.input.grid)

@@ -1,10 +1,10 @@
 import xarray as xr
 
-from icetrack.export import transform_of
-from icetrack.figures import quality_panel
-from icetrack.postprocess import REASONS
-from icetrack.rasters import raster_at_cells
-from icetrack.rule_io import start_logging
+from icetrack.outputs.geotiff import transform_of
+from icetrack.outputs.figures import quality_panel
+from icetrack.postprocess.velocity import REASONS
+from icetrack.common.rasters import raster_at_cells
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 with xr.open_dataset(snakemake.input.velocity) as ds:

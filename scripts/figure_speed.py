@@ -1,9 +1,9 @@
 import xarray as xr
 
-from icetrack.export import transform_of
-from icetrack.figures import speed_map
-from icetrack.rasters import read_band
-from icetrack.rule_io import start_logging
+from icetrack.outputs.geotiff import transform_of
+from icetrack.outputs.figures import speed_map
+from icetrack.common.rasters import read_band
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 background, bg_transform, crs = read_band(snakemake.input.ref)

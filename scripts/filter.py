@@ -1,8 +1,8 @@
 import numpy as np
 
-from icetrack.filters import apply_filter, band_descriptions
-from icetrack.rasters import read_band, write_geotiff
-from icetrack.rule_io import start_logging
+from icetrack.filter.texture import apply_filter, band_descriptions
+from icetrack.common.rasters import read_band, write_geotiff
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 cfg = snakemake.params.filter

@@ -1,10 +1,10 @@
 import json
 from datetime import datetime
 
-from icetrack.atomic import write_text_atomic
-from icetrack.grid import Grid
-from icetrack.kernel_params import kernel_parameters
-from icetrack.rule_io import start_logging
+from icetrack.common.atomic import write_text_atomic
+from icetrack.common.grid import Grid
+from icetrack.track.params import kernel_parameters
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 ref, sec = (datetime.strptime(d, "%Y%m%d") for d in snakemake.wildcards.pair.split("_"))

@@ -1,5 +1,5 @@
-from icetrack.local_files import write_local_catalog
-from icetrack.rule_io import start_logging
+from icetrack.access.local_files import write_local_catalog
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 write_local_catalog(snakemake.params.source["files"], snakemake.output[0])

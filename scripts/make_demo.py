@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from icetrack.demo import make_demo
-from icetrack.rule_io import start_logging
+from icetrack.demo.synthetic import make_demo
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 catalog = make_demo(Path(snakemake.output.catalog).parent.parent, seed=snakemake.params.seed)

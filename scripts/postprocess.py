@@ -1,11 +1,11 @@
 import json
 
-from icetrack.atomic import write_text_atomic
-from icetrack.offsets_io import read_offsets
-from icetrack.pipeline import postprocess_pair
-from icetrack.quality import quality_html
-from icetrack.rasters import write_netcdf
-from icetrack.rule_io import start_logging
+from icetrack.common.atomic import write_text_atomic
+from icetrack.track.offsets_file import read_offsets
+from icetrack.postprocess.pair import postprocess_pair
+from icetrack.postprocess.quality import quality_html
+from icetrack.common.rasters import write_netcdf
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 offsets = read_offsets(snakemake.input.offsets)

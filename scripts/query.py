@@ -1,9 +1,9 @@
 from datetime import date
 
-from icetrack.atomic import atomic_path
-from icetrack.grid import load_outline
-from icetrack.query import query_scenes
-from icetrack.rule_io import network_settings, start_logging
+from icetrack.common.atomic import atomic_path
+from icetrack.common.grid import load_outline
+from icetrack.query.scenes import query_scenes
+from icetrack.common.logs import network_settings, start_logging
 
 log = start_logging(snakemake)
 g, source = snakemake.params.glacier, dict(snakemake.params.source)

@@ -1,9 +1,9 @@
-from icetrack.atomic import atomic_path
-from icetrack.grid import Grid
-from icetrack.itslive import build_reference, write_reference
-from icetrack.provenance import redact
-from icetrack.rule_io import start_logging
-from icetrack.timeseries import parse_points
+from icetrack.common.atomic import atomic_path
+from icetrack.common.grid import Grid
+from icetrack.reference.itslive import build_reference, write_reference
+from icetrack.common.provenance import redact
+from icetrack.common.logs import start_logging
+from icetrack.outputs.timeseries import parse_points
 
 log = start_logging(snakemake)
 dates = snakemake.params.dates

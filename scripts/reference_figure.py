@@ -4,12 +4,12 @@ import numpy as np
 import rasterio
 import xarray as xr
 
-from icetrack.atomic import write_text_atomic
-from icetrack.export import transform_of
-from icetrack.figures import reference_comparison
-from icetrack.itslive import comparison_stats
-from icetrack.rasters import raster_at_cells
-from icetrack.rule_io import start_logging
+from icetrack.common.atomic import write_text_atomic
+from icetrack.outputs.geotiff import transform_of
+from icetrack.outputs.figures import reference_comparison
+from icetrack.reference.itslive import comparison_stats
+from icetrack.common.rasters import raster_at_cells
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 with xr.open_dataset(snakemake.input.velocity) as ds:

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from icetrack.atomic import atomic_path, write_text_atomic
-from icetrack.report_tables import html_table, quality_summary, scenes_table, summary_line
-from icetrack.rule_io import start_logging
+from icetrack.common.atomic import atomic_path, write_text_atomic
+from icetrack.report.tables import html_table, quality_summary, scenes_table, summary_line
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 g = snakemake.wildcards.glacier

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from icetrack.atomic import atomic_path
-from icetrack.pairs import select_pairs
-from icetrack.rule_io import start_logging
+from icetrack.common.atomic import atomic_path
+from icetrack.query.pairs import select_pairs
+from icetrack.common.logs import start_logging
 
 log = start_logging(snakemake)
 scenes = pd.read_csv(snakemake.input[0], dtype={"date": str, "orbit": str, "id": str}, keep_default_na=False)

@@ -1,9 +1,9 @@
 import xarray as xr
 
-from icetrack.atomic import atomic_path
-from icetrack.figures import timeseries_plot
-from icetrack.rule_io import start_logging
-from icetrack.timeseries import attach_reference, parse_points, read_reference, sample_cube
+from icetrack.common.atomic import atomic_path
+from icetrack.outputs.figures import timeseries_plot
+from icetrack.common.logs import start_logging
+from icetrack.outputs.timeseries import attach_reference, parse_points, read_reference, sample_cube
 
 log = start_logging(snakemake)
 points = parse_points(snakemake.params.points, where=f"glaciers table, glacier {snakemake.wildcards.glacier}: points")

@@ -4,11 +4,11 @@ import time
 import numpy as np
 import rasterio
 
-from icetrack.kernel_params import kernel_options
-from icetrack.offsets_io import write_offsets
-from icetrack.outcome import input_validity
-from icetrack.rasters import read_band
-from icetrack.rule_io import progress, start_logging
+from icetrack.track.params import kernel_options
+from icetrack.track.offsets_file import write_offsets
+from icetrack.postprocess.outcome import input_validity
+from icetrack.common.rasters import read_band
+from icetrack.common.logs import progress, start_logging
 from icetrack.track import point_grid, track_pair
 from icetrack.track.prior import prior_from_velocity
 

@@ -1,6 +1,6 @@
 """Small ITS_LIVE-layout datasets for the tests, with known velocity fields.
 
-Layouts follow the real products (see src/icetrack/itslive.py for the sources):
+Layouts follow the real products (see src/icetrack/reference/itslive.py for the sources):
 a Zarr v2 datacube (consolidated metadata) with ``mid_date``, ``x``, ``y`` coordinates,
 int16 ``vx, vy, v, v_error`` in "m/y" with -32767 missing, ``date_dt`` in days,
 ``acquisition_date_img1/2`` and a ``mapping`` variable (``spatial_epsg``, ``GeoTransform``),
@@ -21,7 +21,7 @@ import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from icetrack.rasters import write_geotiff
+from icetrack.common.rasters import write_geotiff
 
 CELL_M = 120.0
 

@@ -21,7 +21,7 @@ import numpy as np
 from affine import Affine
 from shapely.geometry import box, mapping
 
-from icetrack.grid import reproject_geometry
+from icetrack.common.grid import reproject_geometry
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 USGS_COG = "image/vnd.stac.geotiff; cloud-optimized=true"

@@ -1,7 +1,7 @@
 """Bad configurations are refused before any job runs, each with one readable line
 naming the field, the value and what was expected.
 
-Most cases call :func:`icetrack.checks.prepare` (what common.smk runs) directly; a
+Most cases call :func:`icetrack.config.checks.prepare` (what common.smk runs) directly; a
 handful go through a real ``snakemake -n`` to prove the line reaches the user with no
 traceback and no job started.
 """
@@ -19,8 +19,8 @@ import yaml
 from affine import Affine
 
 from conftest import REPO, copy_workflow, snakemake
-from icetrack.checks import prepare
-from icetrack.config import ConfigError
+from icetrack.config.checks import prepare
+from icetrack.config.load import ConfigError
 
 SCHEMAS = REPO / "workflow" / "schemas"
 HEADER = "glacier_id\tname\tsource\tstart_date\tend_date\toutline\tbbox\tstable_ground\tcrs\toverrides"

@@ -15,16 +15,16 @@ from affine import Affine
 from rasterio.warp import Resampling, reproject
 
 from conftest import shifted, textured
-from icetrack.atomic import write_text_atomic
-from icetrack.export import export_geotiffs
-from icetrack.fetch import fetch_date
-from icetrack.figures import speed_map
-from icetrack.filters import apply_filter
-from icetrack.grid import Grid
-from icetrack.offsets_io import read_offsets, write_offsets
-from icetrack.outcome import input_validity, pair_status
-from icetrack.pipeline import postprocess_pair
-from icetrack.rasters import write_geotiff
+from icetrack.common.atomic import write_text_atomic
+from icetrack.outputs.geotiff import export_geotiffs
+from icetrack.fetch.window import fetch_date
+from icetrack.outputs.figures import speed_map
+from icetrack.filter.texture import apply_filter
+from icetrack.common.grid import Grid
+from icetrack.track.offsets_file import read_offsets, write_offsets
+from icetrack.postprocess.outcome import input_validity, pair_status
+from icetrack.postprocess.pair import postprocess_pair
+from icetrack.common.rasters import write_geotiff
 from icetrack.track import track_pair
 
 CRS = "EPSG:32718"
@@ -104,7 +104,7 @@ def test_qa_bit_flags_mask_cloud_and_fill_but_never_snow(tmp_path):
     """A Landsat QA_PIXEL band masks by bit tests (cloud, dilated cloud, cirrus, shadow, fill),
     whatever the other bits say; snow (bit 5) and clear pixels stay. Each scene's own DN
     scale/offset is applied."""
-    from icetrack.sources import PRESETS, cloud_rule
+    from icetrack.access.sources import PRESETS, cloud_rule
 
     dn = np.full((N, N), 20000, np.uint16)
     qa = np.full((N, N), 21824, np.uint16)  # Landsat "clear" with its confidence bits

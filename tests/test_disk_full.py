@@ -20,9 +20,9 @@ import xarray as xr
 from affine import Affine
 
 from conftest import copy_workflow, snakemake
-from icetrack.atomic import DiskFullError, atomic_path, write_text_atomic
-from icetrack.figures import speed_map
-from icetrack.rasters import dataset_on_grid, write_geotiff, write_netcdf
+from icetrack.common.atomic import DiskFullError, atomic_path, write_text_atomic
+from icetrack.outputs.figures import speed_map
+from icetrack.common.rasters import dataset_on_grid, write_geotiff, write_netcdf
 
 TRANSFORM = Affine(10, 0, 600000, 0, -10, 4400000)
 CRS = "EPSG:32718"

@@ -1,4 +1,4 @@
-"""The download cache (icetrack.download) against a real nginx and the fault server:
+"""The download cache (icetrack.access.download) against a real nginx and the fault server:
 resume from a partial file with HTTP Range, a killed download re-fetching at most one
 chunk, size and checksum verification, cache hits, cache keys that stay in the cache
 folder, and the per-process connection limit."""
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from faultserver import FaultServer
-from icetrack.download import DownloadError, cache_path, download, parse_multihash
+from icetrack.access.download import DownloadError, cache_path, download, parse_multihash
 
 CHUNK_MIB = 0.25
 CHUNK = int(CHUNK_MIB * (1 << 20))
@@ -84,7 +84,7 @@ def test_killed_download_resumes_and_refetches_at_most_one_chunk(tmp_path):
     with FaultServer(served, rate_bytes_per_s=4e6) as server:  # slow enough to be killed mid-body
         url = server.href("big.tif")
         partial = cache_path(url, cache).with_name("big.tif.partial")
-        code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); from icetrack.download import download; "
+        code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); from icetrack.access.download import download; "
                 f"download({url!r}, {str(cache)!r}, {FETCH!r})")
         proc = subprocess.Popen([sys.executable, "-c", code])
         deadline = time.monotonic() + 30
@@ -177,8 +177,8 @@ def test_a_server_without_range_support(tmp_path):
     import rasterio
     from rasterio.transform import from_origin
 
-    from icetrack.fetch import FetchError, fetch_date
-    from icetrack.grid import Grid
+    from icetrack.fetch.window import FetchError, fetch_date
+    from icetrack.common.grid import Grid
 
     served = tmp_path / "served"
     served.mkdir()
@@ -229,7 +229,7 @@ def test_two_processes_wanting_the_same_file_download_it_once(tmp_path):
     cache = tmp_path / "cache"
     with FaultServer(served, rate_bytes_per_s=4e6) as server:  # ~0.5 s each: they overlap
         url = server.href("shared.tif")
-        code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); from icetrack.download import download; "
+        code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); from icetrack.access.download import download; "
                 f"print(download({url!r}, {str(cache)!r}, {FETCH!r}))")
         procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
         paths = {proc.communicate(timeout=60)[0].strip() for proc in procs}

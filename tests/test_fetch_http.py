@@ -18,9 +18,9 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 
 from faultserver import FaultServer
-from icetrack.fetch import FetchError, fetch_date
-from icetrack.grid import Grid
-from icetrack.http import InsecureURLError
+from icetrack.fetch.window import FetchError, fetch_date
+from icetrack.common.grid import Grid
+from icetrack.access.http import InsecureURLError
 
 CRS = "EPSG:32633"
 TILE_M = 110_000.0

@@ -9,8 +9,8 @@ import yaml
 from scipy import ndimage
 
 from conftest import textured
-from icetrack import filters
-from icetrack.postprocess import offsets_to_velocity
+from icetrack.filter import texture as filters
+from icetrack.postprocess.velocity import offsets_to_velocity
 from icetrack.track import track_pair
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,11 +19,11 @@ from pyproj import Transformer
 from rasterio.warp import Resampling, reproject
 
 from conftest import REPO, copy_finished_run, planned_rules, snakemake
-from icetrack import itslive
-from icetrack.config import ConfigError, validate
-from icetrack.grid import Grid
-from icetrack.rasters import xy_coords
-from icetrack.timeseries import Point, attach_reference, read_reference
+from icetrack.reference import itslive
+from icetrack.config.load import ConfigError, validate
+from icetrack.common.grid import Grid
+from icetrack.common.rasters import xy_coords
+from icetrack.outputs.timeseries import Point, attach_reference, read_reference
 from itslive_data import CELL_M, cube_field, true_to_map_axes, write_catalog, write_cube, write_mosaics
 
 CUBE_EPSG = 32718  # UTM 18 S (Patagonia), as the catalogue's own example cube

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import shifted, textured
-from icetrack.kernel_params import kernel_options, kernel_parameters
+from icetrack.track.params import kernel_options, kernel_parameters
 from icetrack.track import api, fft_ncc, track_pair
 from icetrack.track.ampcor import oversample, zoom_peak
 from icetrack.track.ncc import ncc_surfaces
@@ -146,7 +146,7 @@ def test_benchmark_cli_writes_every_case_and_method(tmp_path, capsys):
     """The benchmark's JSON contract, on a tiny run; accuracy in px, no timing assertion."""
     import json
 
-    from icetrack.bench import main
+    from icetrack.bench.kernels import main
 
     out = tmp_path / "bench.json"
     main(["--size", "128", "--repeats", "1", "--json", str(out)])
@@ -168,7 +168,7 @@ def test_reference_velocity_map_centres_the_search(tmp_path):
     days centres a ±3 px search on a (9.2, −10.6) px shift of a 10 m image."""
     from affine import Affine
 
-    from icetrack.rasters import write_geotiff
+    from icetrack.common.rasters import write_geotiff
     from icetrack.track import point_grid
     from icetrack.track.prior import prior_from_velocity
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import copy_workflow, planned_rules, snakemake
-from icetrack.offsets_io import read_offsets
+from icetrack.track.offsets_file import read_offsets
 
 pytestmark = pytest.mark.workflow
 

@@ -10,8 +10,8 @@ import logging
 import pytest
 
 from faultserver import FaultServer
-from icetrack.download import DownloadError, download
-from icetrack.http import InsecureURLError
+from icetrack.access.download import DownloadError, download
+from icetrack.access.http import InsecureURLError
 
 CHUNK_MIB = 0.25
 CHUNK = int(CHUNK_MIB * (1 << 20))
@@ -67,7 +67,7 @@ def test_transient_faults_are_retried_and_the_file_arrives_intact(server, served
 
 def test_retry_after_is_honoured(server, tmp_path, caplog):
     server.inject("status", code=503, retry_after=1)
-    with caplog.at_level(logging.WARNING, logger="icetrack.download"):
+    with caplog.at_level(logging.WARNING, logger="icetrack.access.download"):
         download(server.href("scene.tif"), tmp_path / "cache", FETCH)
     assert "HTTP 503 Service Unavailable; retry 1/3 in 1.0 s" in caplog.text  # not the 0.01 s backoff
 
@@ -120,7 +120,7 @@ def test_hang_that_outlasts_every_retry(server, tmp_path):
 def test_tokens_never_reach_the_log(server, tmp_path, caplog, monkeypatch):
     monkeypatch.setenv("ICETRACK_TEST_TOKEN", "tok-SECRET")
     server.inject("status", times=2, code=500)
-    with caplog.at_level(logging.INFO, logger="icetrack.download"):
+    with caplog.at_level(logging.INFO, logger="icetrack.access.download"):
         download(server.href("scene.tif") + "?sig=SECRET", tmp_path / "cache", {**FETCH, "token_env": "ICETRACK_TEST_TOKEN"})
     assert "retry 2/3" in caplog.text and "SECRET" not in caplog.text
 
@@ -139,8 +139,8 @@ def test_plain_http_is_refused_without_the_opt_in(server, tmp_path):
     ({"type": "stac_static", "catalog": "resources/demo/stac/catalog.json"}, False, False),
 ])
 def test_source_urls_are_checked_before_any_job(source, allow_http, refused):
-    from icetrack.checks import check_source_urls
-    from icetrack.config import ConfigError
+    from icetrack.config.checks import check_source_urls
+    from icetrack.config.load import ConfigError
 
     if not refused:
         check_source_urls(source, "sources.s", allow_http)
@@ -152,7 +152,7 @@ def test_source_urls_are_checked_before_any_job(source, allow_http, refused):
 
 
 def test_gdal_settings_that_matter():
-    from icetrack.http import gdal_options
+    from icetrack.access.http import gdal_options
 
     options = gdal_options({"max_retries": 4, "retry_delay_s": 0.5, "timeout_s": 30})
     assert options["GDAL_HTTP_MAX_RETRY"] == "4" and options["GDAL_HTTP_RETRY_DELAY"] == "0.5"
@@ -162,7 +162,7 @@ def test_gdal_settings_that_matter():
 
 
 def test_the_log_filter_drops_query_strings():
-    from icetrack.http import RedactURLs
+    from icetrack.access.http import RedactURLs
 
     record = logging.LogRecord("rasterio._env", logging.WARNING, __file__, 1,
                                "HTTP error code: 500 - %s. Retrying", ("https://h/b.tif?X-Amz-Signature=SECRET",), None)
@@ -179,8 +179,8 @@ def test_credentials_come_from_the_environment_or_netrc(server, served, tmp_path
     import rasterio
     from rasterio.transform import from_origin
 
-    from icetrack.fetch import fetch_date
-    from icetrack.grid import Grid
+    from icetrack.fetch.window import fetch_date
+    from icetrack.common.grid import Grid
 
     with rasterio.open(served / "img.tif", "w", driver="COG", width=64, height=64, count=1, dtype="uint8",
                        crs="EPSG:32633", transform=from_origin(500_000, 7_000_000, 10, 10)) as dst:
@@ -207,12 +207,12 @@ def test_credentials_come_from_the_environment_or_netrc(server, served, tmp_path
 
 
 def test_package_defaults_match_the_schema():
-    """icetrack.http.FETCH_DEFAULTS (for callers outside the workflow) = the schema's defaults."""
+    """icetrack.access.http.FETCH_DEFAULTS (for callers outside the workflow) = the schema's defaults."""
     from pathlib import Path
 
     import yaml
 
-    from icetrack.http import FETCH_DEFAULTS
+    from icetrack.access.http import FETCH_DEFAULTS
 
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     defaults = {k: v["default"] for k, v in schema["properties"]["fetch"]["properties"].items()}

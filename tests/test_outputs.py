@@ -18,10 +18,10 @@ import pytest
 import rasterio
 import xarray as xr
 
-from icetrack.export import transform_of
-from icetrack.postprocess import DAYS_PER_YEAR
-from icetrack.provenance import PROVENANCE_KEYS, config_hash, provenance_record, redact
-from icetrack.timeseries import Point, parse_points, read_reference
+from icetrack.outputs.geotiff import transform_of
+from icetrack.postprocess.velocity import DAYS_PER_YEAR
+from icetrack.common.provenance import PROVENANCE_KEYS, config_hash, provenance_record, redact
+from icetrack.outputs.timeseries import Point, parse_points, read_reference
 
 PAIR_VARS = ("vx", "vy", "v", "v_error", "vx_error", "vy_error")
 
@@ -194,8 +194,8 @@ def test_timeseries_plot_draws_a_reference(tmp_path):
     """A reference CSV (dated) and a raster (mosaic, undated) are both read and drawn."""
     from affine import Affine
 
-    from icetrack.figures import timeseries_plot
-    from icetrack.rasters import write_geotiff
+    from icetrack.outputs.figures import timeseries_plot
+    from icetrack.common.rasters import write_geotiff
 
     points = [Point("trunk", -73.56239, -50.35816)]
     series = pd.DataFrame({"point": ["trunk"] * 2, "lon": [-73.56239] * 2, "lat": [-50.35816] * 2,
@@ -218,7 +218,7 @@ def test_timeseries_plot_draws_a_reference(tmp_path):
 
 def test_glacier_table_rejects_malformed_points(tmp_path):
     from conftest import REPO
-    from icetrack.config import ConfigError, load_glacier_table
+    from icetrack.config.load import ConfigError, load_glacier_table
 
     table = tmp_path / "glaciers.tsv"
     table.write_text("glacier_id\tsource\tstart_date\tend_date\tbbox\tpoints\n"

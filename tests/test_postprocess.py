@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from icetrack.postprocess import (REASONS, direction_deviation_deg, fill_small_holes, normalised_median_residual,
+from icetrack.postprocess.velocity import (REASONS, direction_deviation_deg, fill_small_holes, normalised_median_residual,
                                   offsets_to_velocity)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,8 +239,8 @@ def test_reference_flow_file_drives_the_direction_test(demo_run, tmp_path):
     """postprocess_pair reads reference vx/vy GeoTIFFs (here the demo's true field) onto
     the point grid; the true field never contradicts good matches, and a missing file is
     named in the error."""
-    from icetrack.offsets_io import read_offsets
-    from icetrack.pipeline import postprocess_pair
+    from icetrack.track.offsets_file import read_offsets
+    from icetrack.postprocess.pair import postprocess_pair
 
     pair = sorted((demo_run / "results/demo").glob("*/offsets.nc"))[0].parent
     offsets = read_offsets(pair / "offsets.nc")

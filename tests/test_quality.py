@@ -1,4 +1,4 @@
-"""GLAFT metrics: icetrack.quality agrees with the `glaft` package (Zheng et al. 2023) on
+"""GLAFT metrics: icetrack.postprocess.quality agrees with the `glaft` package (Zheng et al. 2023) on
 the same inputs, and behaves as the definitions say on fields of known noise."""
 
 import contextlib
@@ -13,7 +13,7 @@ from rasterio.features import geometry_mask
 from shapely import affinity
 from shapely.geometry import Point, box, mapping
 
-from icetrack.quality import glaft_metrics, kde_peak_width
+from icetrack.postprocess.quality import glaft_metrics, kde_peak_width
 
 glaft = pytest.importorskip("glaft", reason="glaft (pinned in requirements.txt) is the reference")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from icetrack.filters import apply_filter
+from icetrack.filter.texture import apply_filter
 from icetrack.track.api import KERNELS, track_pair
 
 DATA = Path(os.environ.get("ICETRACK_PERITO_MORENO",

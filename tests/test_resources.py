@@ -1,10 +1,10 @@
-"""Cluster resources are sized from the data a job reads (icetrack.resources)."""
+"""Cluster resources are sized from the data a job reads (icetrack.cluster.resources)."""
 
 import json
 
 import pytest
 
-from icetrack.resources import JobSize, grid_pixels, job_memory_mb, job_runtime_min, mem_mb
+from icetrack.cluster.resources import JobSize, grid_pixels, job_memory_mb, job_runtime_min, mem_mb
 
 FULL_SCENE = JobSize(pixels=10980 * 10981, points=1874161)  # the measured full-scene pair (docs/scaling.md)
 

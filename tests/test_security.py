@@ -19,9 +19,9 @@ import rasterio
 from affine import Affine
 
 from conftest import REPO, copy_workflow, snakemake
-from icetrack.checks import GLACIER_ID, check_glacier_id
-from icetrack.config import ConfigError
-from icetrack.local_files import write_local_catalog
+from icetrack.config.checks import GLACIER_ID, check_glacier_id
+from icetrack.config.load import ConfigError
+from icetrack.access.local_files import write_local_catalog
 
 HOSTILE_IDS = ["../evil", "..", "/etc", "a/b", "a b", "a;rm -rf ~", "$(id)", "`id`", "-rf", ".hidden", "a..b",
                "a|b", "a>b", "a\nb", "a\n", "ü", "a*", ""]
@@ -100,11 +100,11 @@ def test_python_never_starts_a_shell(path):
 
 def test_rules_read_config_only_through_params():
     """Scripts get values from snakemake.params (plain data), never snakemake.config — but for
-    the network settings, read in one place (rule_io.network_settings) because they change
+    the network settings, read in one place (icetrack.common.logs.network_settings) because they change
     no output and so must not be re-run triggers."""
     for path in [*(REPO / "scripts").glob("*.py"), *(REPO / "src/icetrack").rglob("*.py")]:
         uses = path.read_text().count("snakemake.config")
-        assert uses == (1 if path.name == "rule_io.py" else 0), path.name
+        assert uses == (1 if path.name == "logs.py" else 0), path.name
 
 
 def test_local_file_names_cannot_escape_the_catalogue(tmp_path):

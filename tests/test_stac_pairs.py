@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from icetrack.config import ConfigError, validate
-from icetrack.pairs import select_pairs
-from icetrack.sources import PRESETS, cloud_rule, cloudy_pixels, fill_pixels, resolve_source
+from icetrack.config.load import ConfigError, validate
+from icetrack.query.pairs import select_pairs
+from icetrack.access.sources import PRESETS, cloud_rule, cloudy_pixels, fill_pixels, resolve_source
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 

@@ -13,10 +13,10 @@ import pytest
 from affine import Affine
 from shapely.geometry import box
 
-from icetrack.checks import check_source
-from icetrack.config import ConfigError
-from icetrack.grid import reproject_geometry
-from icetrack.query import QueryError, query_scenes
+from icetrack.config.checks import check_source
+from icetrack.config.load import ConfigError
+from icetrack.common.grid import reproject_geometry
+from icetrack.query.scenes import QueryError, query_scenes
 from stac_items import earth_search_s2_item, planetary_computer_landsat_item, usgs_landsat_c2l1_item, write_cog
 from stac_server import RecordingProxy
 
@@ -254,7 +254,7 @@ def test_requester_pays_without_credentials_is_refused_naming_the_source(tmp_pat
 
 
 def test_cloud_band_that_misses_the_glacier_counts_as_not_observed(tmp_path):
-    from icetrack.query import cloud_over_glacier
+    from icetrack.query.scenes import cloud_over_glacier
 
     band = write_cog(tmp_path / "scl.tif", np.full((64, 64), 9, np.uint8), Affine(20, 0, X0, 0, -20, Y0), CRS, 0)
     far = glacier_outline(20.0, (0, 10), (500, 520))  # 10 km east of the raster's data
@@ -263,7 +263,7 @@ def test_cloud_band_that_misses_the_glacier_counts_as_not_observed(tmp_path):
 
 
 def test_gdal_options_per_access(monkeypatch):
-    from icetrack.sources import PRESETS, gdal_options
+    from icetrack.access.sources import PRESETS, gdal_options
 
     monkeypatch.delenv("AWS_REGION", raising=False)
     usgs = gdal_options(PRESETS["usgs_landsat_c2l1"])

@@ -21,8 +21,8 @@ import yaml
 from affine import Affine
 
 from conftest import copy_workflow, snakemake
-from icetrack.demo import CLOUDY_SCENE, DEMO_DATES, make_demo
-from icetrack.evaluate import sample_truth
+from icetrack.demo.synthetic import CLOUDY_SCENE, DEMO_DATES, make_demo
+from icetrack.bench.evaluate import sample_truth
 from stac_items import earth_search_s2_item
 
 pytestmark = pytest.mark.workflow

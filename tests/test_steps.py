@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icetrack.demo import make_demo
-from icetrack.fetch import fetch_date
-from icetrack.grid import grid_for_outline, load_outline, rasterize_lonlat
-from icetrack.kernel_params import kernel_parameters, search_range_px
-from icetrack.pairs import select_pairs
-from icetrack.query import query_scenes
+from icetrack.demo.synthetic import make_demo
+from icetrack.fetch.window import fetch_date
+from icetrack.common.grid import grid_for_outline, load_outline, rasterize_lonlat
+from icetrack.track.params import kernel_parameters, search_range_px
+from icetrack.query.pairs import select_pairs
+from icetrack.query.scenes import query_scenes
 
 DEMO_SOURCE = {"type": "demo", "band_asset": "nir", "cloud_asset": "scl", "cloud_classes": [3, 8, 9, 10]}
 

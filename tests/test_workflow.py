@@ -9,7 +9,7 @@ import rasterio
 import xarray as xr
 
 from conftest import copy_finished_run, planned_rules, snakemake
-from icetrack.evaluate import sample_truth
+from icetrack.bench.evaluate import sample_truth
 
 pytestmark = pytest.mark.workflow
 

@@ -24,10 +24,10 @@ envvars:
     "GDAL_CACHEMAX",
 
 
-from icetrack.checks import prepare
-from icetrack.config import ConfigError, effective
-from icetrack.resources import mem_mb, runtime  # resources: sized from each job's inputs
-from icetrack.sources import resolve_source
+from icetrack.config.checks import prepare
+from icetrack.config.load import ConfigError, effective
+from icetrack.cluster.resources import mem_mb, runtime  # resources: sized from each job's inputs
+from icetrack.access.sources import resolve_source
 
 
 configfile: "config/config.yaml"
@@ -70,7 +70,7 @@ def pair_dates(w):
 
 
 def glacier_source(w):
-    """The glacier's source with its preset filled in (icetrack.sources): rules record the values."""
+    """The glacier's source with its preset filled in (icetrack.access.sources): rules record the values."""
     return resolve_source(config["sources"][GLACIERS[w.glacier]["source"]])
 
 
@@ -156,7 +156,7 @@ def glacier_outputs(gid):
 
 onsuccess:
     # Say what the run produced per glacier: an empty result is reported, never silent.
-    from icetrack.outcome import run_summary
+    from icetrack.postprocess.outcome import run_summary
 
     for _line in run_summary(SELECTED):
         print(_line, file=sys.stderr)
@@ -165,7 +165,7 @@ onsuccess:
 def pair_provenance(w):
     """params: what a pair's outputs record to be reproducible — the effective config blocks
     that determine the map and the input scene ids (redacted: never credentials)."""
-    from icetrack.provenance import redact
+    from icetrack.common.provenance import redact
 
     blocks = {name: effective(config, GLACIERS[w.glacier], name) for name in ("grid", "filter", "tracking", "postprocess")}
     blocks["source"] = glacier_source(w)

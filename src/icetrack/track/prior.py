@@ -20,7 +20,7 @@ def prior_from_velocity(vx_path: str, vy_path: str, grid: PointGrid, image_trans
     metres to pixels (rows run south on a north-up grid, so dy = −vy·dt / |pixel height|).
     NaN where the map has no value (``track_pair`` then searches around 0 there).
     """
-    from ..pipeline import reference_on_grid
+    from icetrack.postprocess.pair import reference_on_grid
 
     vx, vy = reference_on_grid(vx_path, vy_path, grid.transform(image_transform), crs,
                                (grid.n_rows, grid.n_cols), "tracking.prior")

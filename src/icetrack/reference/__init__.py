@@ -1,0 +1,1 @@
+"""Reference velocity to compare with: ITS_LIVE datacubes and mosaics (:mod:`.itslive`)."""

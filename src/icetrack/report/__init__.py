@@ -1,0 +1,1 @@
+"""The Snakemake report's tables (:mod:`.tables`)."""
