@@ -15,8 +15,8 @@ scenes, source = snakemake.params.scenes, resolved_source(snakemake.params.sourc
 fetch = network_settings(snakemake)
 t0 = time.time()
 # Signed (Planetary Computer) or /vsis3/ (requester-pays) paths are made here, at read time.
-hrefs = [sources.readable_href(h, source) for h in scenes["hrefs"]]
-cloud_hrefs = [sources.readable_href(h, source) for h in scenes["cloud_hrefs"]]
+hrefs = [sources.gdal_href(h, source) for h in scenes["hrefs"]]
+cloud_hrefs = [sources.gdal_href(h, source) for h in scenes["cloud_hrefs"]]
 with sources.reading(source, fetch), progress(len(hrefs), f"fetch {snakemake.wildcards.date}", "scene") as bar:
     image = fetch_date(hrefs, cloud_hrefs, grid, sources.cloud_rule(source),
                        snakemake.params.grid["resampling"], source.get("scale", 1.0), source.get("offset", 0.0),

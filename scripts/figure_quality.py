@@ -1,6 +1,6 @@
 import xarray as xr
 
-from icetrack.outputs.geotiff import transform_of
+from icetrack.common.rasters import transform_of
 from icetrack.outputs.figures import quality_panel
 from icetrack.postprocess.velocity import REASONS
 from icetrack.common.rasters import raster_at_cells

@@ -1,6 +1,6 @@
 import xarray as xr
 
-from icetrack.outputs.geotiff import transform_of
+from icetrack.common.rasters import transform_of
 from icetrack.outputs.figures import speed_map
 from icetrack.common.rasters import read_band
 from icetrack.common.logs import start_logging

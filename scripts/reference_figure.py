@@ -5,7 +5,7 @@ import rasterio
 import xarray as xr
 
 from icetrack.common.atomic import write_text_atomic
-from icetrack.outputs.geotiff import transform_of
+from icetrack.common.rasters import transform_of
 from icetrack.outputs.figures import reference_comparison
 from icetrack.reference.itslive import comparison_stats
 from icetrack.common.rasters import raster_at_cells

@@ -18,8 +18,8 @@ import pytest
 import rasterio
 import xarray as xr
 
-from icetrack.outputs.geotiff import transform_of
-from icetrack.postprocess.velocity import DAYS_PER_YEAR
+from icetrack.common.rasters import transform_of
+from icetrack.common.units import DAYS_PER_YEAR
 from icetrack.common.provenance import PROVENANCE_KEYS, config_hash, provenance_record, redact
 from icetrack.outputs.timeseries import Point, parse_points, read_reference
 

@@ -263,12 +263,12 @@ def test_cloud_band_that_misses_the_glacier_counts_as_not_observed(tmp_path):
 
 
 def test_gdal_options_per_access(monkeypatch):
-    from icetrack.access.sources import PRESETS, gdal_options
+    from icetrack.access.sources import PRESETS, source_gdal_options
 
     monkeypatch.delenv("AWS_REGION", raising=False)
-    usgs = gdal_options(PRESETS["usgs_landsat_c2l1"])
+    usgs = source_gdal_options(PRESETS["usgs_landsat_c2l1"])
     assert usgs["AWS_REQUEST_PAYER"] == "requester" and usgs["AWS_REGION"] == "us-west-2"
-    assert not any(k.startswith("AWS_") for k in gdal_options(PRESETS["earth_search_s2"]))
+    assert not any(k.startswith("AWS_") for k in source_gdal_options(PRESETS["earth_search_s2"]))
     assert int(usgs["GDAL_HTTP_MAX_RETRY"]) > 0  # GDAL's own default is no retry
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    assert "AWS_REGION" not in gdal_options(PRESETS["usgs_landsat_c2l1"])  # the environment's region is used
+    assert "AWS_REGION" not in source_gdal_options(PRESETS["usgs_landsat_c2l1"])  # the environment's region is used

@@ -46,12 +46,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from icetrack.access.http import NetworkError, auth_headers, check_url, settings, shown
+from icetrack.access.http import RETRY_STATUSES, NetworkError, auth_headers, check_url, settings, shown
 
 log = logging.getLogger(__name__)
 
-# Statuses worth retrying: the server or a proxy is overloaded or restarting.
-RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 # multihash function codes (https://github.com/multiformats/multicodec) → hashlib names
 MULTIHASH = {0x11: "sha1", 0x12: "sha256", 0x13: "sha512", 0xD5: "md5"}
 

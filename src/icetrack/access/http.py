@@ -37,6 +37,9 @@ FETCH_DEFAULTS: dict[str, Any] = {
 
 # Schemes GDAL and the cache read without the HTTPS rule: local files and object stores
 # (signed by GDAL itself). Anything else that names a scheme must be https (or opted-in http).
+# HTTP statuses worth retrying (the server or a proxy is overloaded, restarting or rate
+# limiting), for every reader: STAC searches (urllib3 Retry) and the download cache alike.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _LOCAL_OR_SIGNED = {"", "file", "s3", "gs", "az", "abfs"}
 _GDAL_CURL_PREFIXES = ("/vsicurl/", "/vsicurl_streaming/")
 

@@ -99,8 +99,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 ACCESS_KINDS = ("https", "s3_requester_pays", "planetary_computer")
-# Searches are POST, which urllib3 does not retry unless allowed_methods is None.
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 def resolve_source(source: dict) -> dict:
@@ -126,7 +124,8 @@ def stac_client(source: dict):
     from urllib3 import Retry
 
     retry = Retry(total=int(source.get("max_retries", 5)), backoff_factor=float(source.get("retry_backoff_s", 0.5)),
-                  status_forcelist=RETRY_STATUSES, allowed_methods=None, respect_retry_after_header=True)
+                  status_forcelist=http.RETRY_STATUSES, respect_retry_after_header=True,
+                  allowed_methods=None)  # searches are POST, which urllib3 retries only with None
     return Client.open(source["url"], stac_io=StacApiIO(max_retries=retry, timeout=float(source.get("timeout_s", 60))))
 
 
@@ -208,7 +207,7 @@ def _iso_to_epoch(text: str | None) -> float | None:
 _SIGNERS: dict[str, SasSigner] = {}
 
 
-def readable_href(href: str, source: dict, collection: str = "") -> str:
+def gdal_href(href: str, source: dict, collection: str = "") -> str:
     """The path GDAL opens for a scene-table ``href``: signed for Planetary Computer,
     ``/vsis3/`` for S3. Signed URLs are made when read, never stored: tokens expire."""
     if not href:
@@ -220,7 +219,7 @@ def readable_href(href: str, source: dict, collection: str = "") -> str:
     return gdal_path(href)
 
 
-def gdal_options(source: dict, fetch: dict | None = None) -> dict[str, str]:
+def source_gdal_options(source: dict, fetch: dict | None = None) -> dict[str, str]:
     """GDAL configuration for reading a source's COGs: the network settings of
     :func:`icetrack.access.http.gdal_options` (only the blocks needed, retried, timed out, the
     configured token) plus the source's access rules.
@@ -238,10 +237,10 @@ def gdal_options(source: dict, fetch: dict | None = None) -> dict[str, str]:
 
 @contextmanager
 def reading(source: dict, fetch: dict | None = None) -> Iterator[None]:
-    """A rasterio environment with :func:`gdal_options` for the source and the network settings."""
+    """A rasterio environment with :func:`source_gdal_options` for the source and the network settings."""
     import rasterio
 
-    with rasterio.Env(**gdal_options(source, fetch)):
+    with rasterio.Env(**source_gdal_options(source, fetch)):
         yield
 
 

@@ -7,7 +7,7 @@ import rasterio
 import xarray as xr
 from rasterio.warp import Resampling, reproject
 
-from icetrack.outputs.geotiff import transform_of
+from icetrack.common.rasters import transform_of
 
 
 def sample_truth(truth_path: str, ds: xr.Dataset, resampling: Resampling = Resampling.average) -> np.ndarray:

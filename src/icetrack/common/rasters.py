@@ -93,6 +93,21 @@ def grid_mapping_attrs(crs: str) -> dict:
     return attrs
 
 
+def geotransform_text(transform: Affine) -> str:
+    """A transform as GDAL's ``GeoTransform`` attribute text (the form QGIS and GDAL read)."""
+    return " ".join(str(v) for v in transform.to_gdal())
+
+
+def parse_geotransform(text: str) -> Affine:
+    """The inverse of :func:`geotransform_text`."""
+    return Affine.from_gdal(*map(float, text.split()))
+
+
+def transform_of(ds: xr.Dataset) -> Affine:
+    """The GDAL geotransform stored on the dataset's ``mapping`` variable."""
+    return parse_geotransform(ds["mapping"].attrs["GeoTransform"])
+
+
 def dataset_on_grid(variables: dict[str, tuple[np.ndarray, dict]], transform: Affine, crs: str, attrs: dict) -> xr.Dataset:
     """An xarray Dataset with x/y coordinates, a ``mapping`` grid-mapping variable and CF attributes."""
     shape = next(iter(variables.values()))[0].shape
@@ -104,7 +119,7 @@ def dataset_on_grid(variables: dict[str, tuple[np.ndarray, dict]], transform: Af
     for name, (data, var_attrs) in variables.items():
         ds[name] = (("y", "x"), data, {**var_attrs, "grid_mapping": "mapping"})
     mapping_attrs = grid_mapping_attrs(crs)
-    mapping_attrs["GeoTransform"] = " ".join(str(v) for v in transform.to_gdal())
+    mapping_attrs["GeoTransform"] = geotransform_text(transform)
     ds["mapping"] = ((), np.int32(0), mapping_attrs)
     ds.attrs.update({"Conventions": "CF-1.8", **attrs})
     return ds

@@ -134,7 +134,7 @@ def _gdal_reason(error: BaseException, href: str = "") -> str:
     return redact_urls(joined)[:400]
 
 
-def readable_href(href: str, fetch: dict | None, size_bytes: int | None = None, checksum: str | None = None) -> str:
+def local_or_cached(href: str, fetch: dict | None, size_bytes: int | None = None, checksum: str | None = None) -> str:
     """What GDAL should open for ``href``: itself (mode ``window``, or a local file), or its
     verified copy in the download cache (mode ``download``). Refuses plain http unless
     ``fetch.allow_http``."""
@@ -197,10 +197,10 @@ def fetch_date(hrefs: Iterable[str], cloud_hrefs: Iterable[str], grid: Grid, clo
     with rasterio.Env(**gdal_options(fetch)):
         for href, cloud_href, size, checksum, dn_scale, dn_offset in zip(hrefs, cloud_hrefs, sizes_bytes, checksums,
                                                                         scales, offsets):
-            image = reproject_to_grid(readable_href(href, fetch, size, checksum), grid, Resampling[resampling],
+            image = reproject_to_grid(local_or_cached(href, fetch, size, checksum), grid, Resampling[resampling],
                                       dn_scale, dn_offset, fetch)
             if cloud_href:
-                qa = reproject_to_grid(readable_href(cloud_href, fetch), grid, Resampling.nearest, fetch=fetch)
+                qa = reproject_to_grid(local_or_cached(cloud_href, fetch), grid, Resampling.nearest, fetch=fetch)
                 seen = np.isfinite(qa)  # NaN: outside the cloud band (the image is NaN there too)
                 values = np.where(seen, qa, 0)
                 image[seen & (cloudy_pixels(values, rule) | fill_pixels(values, rule))] = np.nan

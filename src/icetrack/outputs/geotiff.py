@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import xarray as xr
-from affine import Affine
 
 from icetrack.common.provenance import provenance_of
-from icetrack.common.rasters import write_geotiff
+from icetrack.common.rasters import transform_of, write_geotiff
 
 GEOTIFF_BANDS = {"vx": "velocity east (m/yr)", "vy": "velocity north (m/yr)", "v": "speed (m/yr)",
                  "v_error": "speed error, 1 sigma (m/yr)"}
 PAIR_TAGS = ("acquisition_date_img1", "acquisition_date_img2", "date_center", "date_dt_days")
-
-
-def transform_of(ds: xr.Dataset) -> Affine:
-    """The GDAL geotransform stored on the dataset's ``mapping`` variable."""
-    return Affine.from_gdal(*map(float, ds["mapping"].attrs["GeoTransform"].split()))
 
 
 def geotiff_tags(ds: xr.Dataset) -> dict[str, str]:

@@ -36,8 +36,8 @@ import numpy as np
 from scipy.ndimage import sobel
 from scipy.signal import medfilt2d
 from scipy.spatial import cKDTree
+from icetrack.common.units import DAYS_PER_YEAR
 
-DAYS_PER_YEAR = 365.25
 
 
 @dataclass(frozen=True)

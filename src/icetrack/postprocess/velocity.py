@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 from scipy.interpolate import griddata
+from icetrack.common.units import DAYS_PER_YEAR
 
-DAYS_PER_YEAR = 365.25
 
 # Bit flags of the ``reject_reason`` layer (fixed values: they are written to files). A
 # point carries the flag of the first test it failed: thresholds, median test, speed,

@@ -168,7 +168,7 @@ def query_scenes(source: dict, outline: BaseGeometry, start: date, end: date, fe
                           if cloud_band and cloud_band in item.assets else "")
             tile_cloud = float(item.properties.get("eo:cloud_cover", np.nan))
             if cloud_href:
-                readable = sources.readable_href(cloud_href, source, item.collection_id or "")
+                readable = sources.gdal_href(cloud_href, source, item.collection_id or "")
                 frac, observed = cloud_over_glacier(readable, outline, rule)
             else:  # no cloud band: the tile's figure is the best we know
                 frac, observed = (tile_cloud / 100 if np.isfinite(tile_cloud) else 0.0), 1.0

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SCENE_COLUMNS = ["id", "date", "platform", "orbit", "cloud_cover_tile_pct", "cloud_fraction_glacier",
+# The columns of the scene table (icetrack.query.scenes.SCENE_COLUMNS) that the report shows.
+REPORT_SCENE_COLUMNS = ["id", "date", "platform", "orbit", "cloud_cover_tile_pct", "cloud_fraction_glacier",
                  "glacier_observed_fraction"]
 
 _STYLE = ("body{font-family:sans-serif;font-size:13px;margin:12px}table{border-collapse:collapse}"
@@ -43,7 +44,7 @@ def quality_summary(quality_paths: list[str | Path]) -> pd.DataFrame:
 def scenes_table(scenes_csv: str | Path) -> pd.DataFrame:
     """The queried scenes with their cloud fractions (hrefs left out: they may be signed URLs)."""
     scenes = pd.read_csv(scenes_csv, dtype=str, keep_default_na=False)
-    return scenes[[c for c in SCENE_COLUMNS if c in scenes.columns]]
+    return scenes[[c for c in REPORT_SCENE_COLUMNS if c in scenes.columns]]
 
 
 def html_table(df: pd.DataFrame, title: str, caption: str) -> str:

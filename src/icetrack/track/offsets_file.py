@@ -11,7 +11,7 @@ import xarray as xr
 from affine import Affine
 
 from icetrack import __version__
-from icetrack.common.rasters import dataset_on_grid, write_netcdf
+from icetrack.common.rasters import dataset_on_grid, geotransform_text, parse_geotransform, transform_of, write_netcdf
 from .result import OffsetField
 
 OFFSET_VARS = {
@@ -43,7 +43,7 @@ def write_offsets(path: str | Path, field: OffsetField, image_transform: Affine,
         "title": "icetrack raw offsets",
         "icetrack_version": __version__,
         "kernel_parameters": json.dumps(kernel, sort_keys=True),
-        "image_geotransform": " ".join(map(str, image_transform.to_gdal())),
+        "image_geotransform": geotransform_text(image_transform),
     })
     write_netcdf(ds, path)
 
@@ -52,7 +52,7 @@ def read_offsets(path: str | Path) -> Offsets:
     with xr.open_dataset(path) as ds:
         arrays = {name: ds[name].values for name in OFFSET_VARS}
         kernel = json.loads(ds.attrs["kernel_parameters"])
-        image_transform = Affine.from_gdal(*map(float, ds.attrs["image_geotransform"].split()))
-        transform = Affine.from_gdal(*map(float, ds["mapping"].attrs["GeoTransform"].split()))
+        image_transform = parse_geotransform(ds.attrs["image_geotransform"])
+        transform = transform_of(ds)
         crs = ds["mapping"].attrs["spatial_ref"]
     return Offsets(arrays, transform, image_transform, crs, kernel, kernel["chip_px"], kernel["step_px"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from icetrack.common.units import DAYS_PER_YEAR
 
-DAYS_PER_YEAR = 365.25
 
 
 def search_range_px(max_speed_m_per_yr: float, dt_days: float, resolution_m: float,

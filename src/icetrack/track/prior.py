@@ -6,8 +6,8 @@ import numpy as np
 from affine import Affine
 
 from .result import PointGrid
+from icetrack.common.units import DAYS_PER_YEAR
 
-DAYS_PER_YEAR = 365.25
 
 
 def prior_from_velocity(vx_path: str, vy_path: str, grid: PointGrid, image_transform: Affine, crs: str,
