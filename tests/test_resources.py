@@ -18,7 +18,7 @@ def test_memory_and_time_grow_with_the_data_and_the_attempt():
 
 
 def test_full_scene_requests_cover_the_measured_peaks():
-    measured_mb = {"fetch": 1838, "filter": 1855, "track": 1907, "postprocess": 1254}  # bench_full_scene.py
+    measured_mb = {"fetch": 1838, "filter": 1855, "track": 1907, "postprocess": 1254}  # python -m icetrack.bench.full_scene
     for step, peak in measured_mb.items():
         assert peak < job_memory_mb(step, FULL_SCENE) <= 2 * peak + 500, step
 

@@ -6,7 +6,7 @@ glaciers or kills jobs on big ones, so the rules ask this module, which sizes ea
 from what it will read: the common grid (``grid.json`` or a raster header) and the
 kernel's step (``kernel.json``). The per-pixel and per-point figures below are the
 measured peak RSS and speed of each step on a full 10 980 × 10 980 Sentinel-2 pair
-(``scripts/bench_full_scene.py``, docs/scaling.md) with headroom; a job that still runs out
+(``python -m icetrack.bench.full_scene``, docs/scaling.md) with headroom; a job that still runs out
 is retried with ``attempt``× the memory and time (``retries`` in the profile).
 
 Each function reads only files that are inputs of the job: while they do not exist yet

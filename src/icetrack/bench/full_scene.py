@@ -8,7 +8,7 @@ outline covering the scene and a stable-ground polygon, then runs the ordinary w
 wall time from the rules' ``benchmark:`` files — and, for rules without one, from
 ``getrusage`` of a separate ``--forcerun`` of that rule — plus points/s of tracking.
 
-    python scripts/bench_full_scene.py --workdir /tmp/bench_scene [--size 10980] [--mem-limit-gb 8]
+    python -m icetrack.bench.full_scene --workdir /tmp/bench_scene [--size 10980] [--mem-limit-gb 8]
 
 ``--mem-limit-gb`` caps each job's address space (RLIMIT_AS) so that a step that would
 need more fails with MemoryError instead of starving the machine; the report says which.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]  # the repository: src/icetrack/bench/full_scene.py
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "scripts", "src", "envs", "profiles"]
 CRS = "EPSG:32718"
 ORIGIN = (500_000.0, 4_500_000.0)  # west, north edge (m)
@@ -145,7 +145,7 @@ def read_benchmarks(work: Path) -> dict[str, dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m icetrack.bench.full_scene", description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--size", type=int, default=10980)
     ap.add_argument("--mem-limit-gb", type=float, default=8.0)
