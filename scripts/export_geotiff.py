@@ -1,3 +1,5 @@
+"""Rule export_geotiff: a pair's velocity.nc as Cloud-Optimised GeoTIFFs (vx, vy, v, v_error; m/yr)."""
+
 import xarray as xr
 
 from icetrack.outputs.geotiff import export_geotiffs

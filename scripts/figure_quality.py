@@ -1,3 +1,5 @@
+"""Rule figure_quality: a pair's quality figure (stable-ground histograms, reject shares, coverage)."""
+
 import xarray as xr
 
 from icetrack.common.rasters import transform_of

@@ -1,3 +1,5 @@
+"""Rule figure_speed: a pair's speed map with flow arrows over the reference scene."""
+
 import xarray as xr
 
 from icetrack.common.rasters import transform_of

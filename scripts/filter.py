@@ -1,3 +1,5 @@
+"""Rule filter_scene: one date's scene through the configured texture filter (NaN stays NaN)."""
+
 import numpy as np
 
 from icetrack.filter.texture import apply_filter, band_descriptions

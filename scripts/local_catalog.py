@@ -1,3 +1,5 @@
+"""Rule local_catalog: a `local_files` source's GeoTIFFs written as a static STAC catalogue."""
+
 from icetrack.access.local_files import write_local_catalog
 from icetrack.common.logs import start_logging
 

@@ -1,3 +1,5 @@
+"""Rule demo_data: the offline demo glacier (scenes, outline, stable ground, STAC catalogue)."""
+
 from pathlib import Path
 
 from icetrack.demo.synthetic import make_demo

@@ -1,3 +1,5 @@
+"""Rule reference: the ITS_LIVE reference velocity (cube or mosaic) on the glacier's grid."""
+
 from icetrack.common.atomic import atomic_path
 from icetrack.common.grid import Grid
 from icetrack.reference.itslive import build_reference, write_reference

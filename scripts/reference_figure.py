@@ -1,3 +1,5 @@
+"""Rule figure_reference: a pair's speed against the ITS_LIVE reference, figure and numbers."""
+
 import json
 
 import numpy as np

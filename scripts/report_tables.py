@@ -1,3 +1,5 @@
+"""Rule report_tables: the scene, pair and quality tables of the Snakemake report (HTML, CSV)."""
+
 import pandas as pd
 
 from icetrack.common.atomic import atomic_path, write_text_atomic
